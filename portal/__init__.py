@@ -1,0 +1,97 @@
+"""Salesloop portal core: the application factory.
+
+The core is mechanism only (plugins, auth, organisation tree, scopes, audit, API,
+layout); every chapter of the policy is a plugin found through the ``portal.plugins``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import config as default_config
+from .extensions import babel, csrf, db, htmx, login_manager, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _secret_key(instance_path: str) -> str:
+    """Read the installation's secret key, creating it on first start (never hard-coded)."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _configure(app: Flask, config: dict[str, Any] | None) -> None:
+    app.config.from_object(default_config)
+    if config is None or not config.get("TESTING"):
+        app.config.from_pyfile("config.py", silent=True)
+    # PORTAL_DATABASE_URL, PORTAL_SECRET_KEY ... (JSON values are parsed).
+    app.config.from_prefixed_env("PORTAL")
+    if os.environ.get("DATABASE_URL") and "DATABASE_URL" not in app.config:
+        app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    if config:
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    database_url = app.config.get("DATABASE_URL") or (
+        "sqlite:///" + os.path.join(app.instance_path, "portal.db")
+    )
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build one portal application.
+
+    ``config`` overrides everything (tests pass ``TESTING`` and a database URL, and may
+    pass ``PORTAL_EXTRA_PLUGINS``: (name, object) pairs registered as plugins).
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    _configure(app, config)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+
+    from . import core_plugin, database
+    from .audit import recorder
+    from .plugins.manager import PluginHost
+    from .plugins.registry import install_plugins, run_startup
+
+    db.init_app(app)
+    database.install(app)
+    recorder.install(database.session_class())
+
+    host = PluginHost()
+    host.load(
+        core_plugin,
+        enabled=app.config.get("PORTAL_PLUGINS"),
+        extra=app.config.get("PORTAL_EXTRA_PLUGINS", ()),
+    )
+    state = install_plugins(app, host)
+    app.extensions["portal"] = state
+
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
+        [str(Path(__file__).parent / "translations"), *state.translation_dirs]
+    )
+    from . import i18n, security, web
+    from .api import build_api
+
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    security.install(app)
+    web.install(app)
+    app.register_blueprint(build_api(state))
+    run_startup(app, state)
+    return app

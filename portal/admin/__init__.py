@@ -1,0 +1,1 @@
+"""Administration pages: people, roles, units, settings, plugins."""

@@ -1,0 +1,1 @@
+"""One audit log for every write to every model, core or plugin."""

@@ -1,0 +1,212 @@
+"""Writes the audit log from SQLAlchemy's flush, so no write path can forget it.
+
+Every insert, update and delete of an ORM object is recorded in the same transaction
+as the change itself: if the change rolls back, so does its audit row, and an audit row
+never exists for a change that did not happen. Models opt out only by being logs
+themselves (``__audit__ = False``); a column opts out of its values (``info={"audit":
+False}``, e.g. password hashes) and is shown as changed without the value.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import decimal
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from .models import AuditEvent
+
+HIDDEN = "***"
+
+# Who is acting outside a request (CLI, jobs, demo data): set with ``acting_as``.
+_actor: contextvars.ContextVar[tuple[int | None, str] | None] = contextvars.ContextVar(
+    "portal_audit_actor", default=None
+)
+
+
+@contextmanager
+def acting_as(label: str, user_id: int | None = None) -> Iterator[None]:
+    """Attribute writes in this block to ``label`` (e.g. ``cli:users create``)."""
+    token = _actor.set((user_id, label))
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def _current_actor() -> tuple[int | None, str, str]:
+    explicit = _actor.get()
+    address = ""
+    if has_request_context():
+        address = request.remote_addr or ""
+        from flask_login import current_user
+
+        if explicit is None and current_user and current_user.is_authenticated:
+            return current_user.id, current_user.username, address
+        if explicit is None:
+            api_user = getattr(request, "api_user", None)
+            if api_user is not None:
+                return api_user.id, f"api:{api_user.username}", address
+            return None, "anonymous", address
+    if explicit is None:
+        return None, "system", address
+    return explicit[0], explicit[1], address
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _audited(obj: Any) -> bool:
+    return getattr(type(obj), "__audit__", True) and hasattr(type(obj), "__table__")
+
+
+def _record_id(obj: Any) -> str:
+    identity = sa.inspect(obj).identity
+    if identity is None:
+        return ""
+    return ",".join(str(part) for part in identity)
+
+
+def _column_value(column: Any, value: Any) -> Any:
+    return HIDDEN if column.info.get("audit", True) is False else _jsonable(value)
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    state = sa.inspect(obj)
+    values: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        column = attr.columns[0]
+        values[attr.key] = _column_value(column, state.dict.get(attr.key))
+    return values
+
+
+def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Before/after of the changed columns, and whether any audited column changed."""
+    state = sa.inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    audited_change = False
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        column = attr.columns[0]
+        audited_change = audited_change or column.info.get("audit", True) is not False
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        before[attr.key] = _column_value(column, old)
+        after[attr.key] = _column_value(column, new)
+    return before, after, audited_change
+
+
+def _collection_changes(obj: Any) -> dict[str, Any]:
+    """Many-to-many changes (e.g. a person's roles) as lists of identities."""
+    state = sa.inspect(obj)
+    changes: dict[str, Any] = {}
+    for rel in state.mapper.relationships:
+        if rel.secondary is None:
+            continue
+        history = state.attrs[rel.key].history
+        if history.has_changes():
+            changes[rel.key] = {
+                "added": [_record_id(o) for o in history.added],
+                "removed": [_record_id(o) for o in history.deleted],
+            }
+    return changes
+
+
+def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    # Updates and deletes must be read before the flush: afterwards history is reset.
+    pending: list[dict[str, Any]] = session.info.setdefault("portal_audit_pending", [])
+    for obj in list(session.dirty):
+        if not _audited(obj) or not session.is_modified(obj, include_collections=True):
+            continue
+        before, after, audited_change = _changes(obj)
+        collections = _collection_changes(obj)
+        if collections:
+            after.update({key: value for key, value in collections.items()})
+            audited_change = True
+        if not audited_change:
+            continue
+        pending.append({"obj": obj, "action": "update", "before": before, "after": after})
+    for obj in list(session.deleted):
+        if _audited(obj):
+            pending.append(
+                {
+                    "obj": obj,
+                    "action": "delete",
+                    "before": _snapshot(obj),
+                    "after": None,
+                    "record_id": _record_id(obj),
+                }
+            )
+    session.info["portal_audit_new"] = [obj for obj in session.new if _audited(obj)]
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    pending = session.info.pop("portal_audit_pending", [])
+    new_objects = session.info.pop("portal_audit_new", [])
+    if not pending and not new_objects:
+        return
+    actor_id, actor, address = _current_actor()
+    now = datetime.datetime.now(datetime.UTC)
+    rows = []
+    for obj in new_objects:
+        rows.append(
+            {
+                "action": "create",
+                "table_name": obj.__table__.name,
+                "record_id": _record_id(obj),
+                "before": None,
+                "after": _snapshot(obj),
+            }
+        )
+    for item in pending:
+        obj = item["obj"]
+        rows.append(
+            {
+                "action": item["action"],
+                "table_name": obj.__table__.name,
+                "record_id": item.get("record_id") or _record_id(obj),
+                "before": item["before"],
+                "after": item["after"],
+            }
+        )
+    for row in rows:
+        row.update(at=now, actor_id=actor_id, actor=actor[:120], address=address[:64])
+    # Core-level insert on the flush's own connection: same transaction, no re-flush.
+    session.connection().execute(AuditEvent.__table__.insert(), rows)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("portal_audit_pending", None)
+    session.info.pop("portal_audit_new", None)
+
+
+def install(session_class: Any) -> None:
+    """Attach the recorder to every session of ``session_class`` (idempotent)."""
+    if not event.contains(session_class, "before_flush", _before_flush):
+        event.listen(session_class, "before_flush", _before_flush)
+        event.listen(session_class, "after_flush", _after_flush)
+        event.listen(session_class, "after_soft_rollback", lambda s, t: _after_rollback(s))

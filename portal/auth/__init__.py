@@ -1,0 +1,1 @@
+"""Authentication: users, roles, permissions, sessions, API tokens, login throttling."""

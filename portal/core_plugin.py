@@ -1,0 +1,216 @@
+"""The core's own contributions, made through the same hooks plugins use.
+
+Dogfooding the contract keeps it honest: if a hook cannot carry what the core needs,
+it cannot carry what a plugin needs either. The core is registered as plugin "core".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+from .plugins import (
+    EventType,
+    Job,
+    NavItem,
+    Permission,
+    PluginMeta,
+    RoleSpec,
+    SettingSpec,
+    hookimpl,
+)
+
+
+@hookimpl
+def portal_plugin_meta() -> PluginMeta:
+    return PluginMeta(name="core", title=_l("Portal core"), version="0.1.0", clause="P1, P2.1")
+
+
+@hookimpl
+def portal_models() -> None:
+    from . import settings  # noqa: F401
+    from .audit import models as audit_models  # noqa: F401
+    from .auth import models as auth_models  # noqa: F401
+    from .org import models as org_models  # noqa: F401
+
+
+@hookimpl
+def portal_migrations() -> str:
+    return str(Path(__file__).resolve().parent.parent / "migrations" / "versions")
+
+
+@hookimpl
+def portal_blueprints() -> list[Any]:
+    from . import web
+    from .admin.views import bp as admin_bp
+    from .audit.views import bp as audit_bp
+    from .auth import services  # noqa: F401  (registers the session user loader)
+    from .auth.views import bp as auth_bp
+    from .org.views import bp as people_bp
+
+    return [web.bp, auth_bp, people_bp, admin_bp, audit_bp]
+
+
+@hookimpl
+def portal_roles() -> list[RoleSpec]:
+    # Administration and audit are mechanism; the sales roles come from the organisation plugin.
+    return [
+        RoleSpec(
+            "admin",
+            _l("Administrator"),
+            read_scope="all",
+            write_scope="all",
+            rank=100,
+            duties=[_l("Manage people, roles, units, settings and rule files")],
+        ),
+        RoleSpec(
+            "auditor",
+            _l("Auditor (read-only)"),
+            read_scope="all",
+            write_scope="none",
+            rank=5,
+            duties=[_l("Review records and the audit log without changing them")],
+        ),
+    ]
+
+
+@hookimpl
+def portal_permissions() -> list[Permission]:
+    return [
+        Permission("core.users.manage", _l("Manage people"), default_roles=("admin",)),
+        Permission(
+            "core.roles.manage", _l("Manage roles and permissions"), default_roles=("admin",)
+        ),
+        Permission("core.org.manage", _l("Manage organisation units"), default_roles=("admin",)),
+        Permission("core.settings.manage", _l("Change settings"), default_roles=("admin",)),
+        Permission("core.plugins.view", _l("See installed plugins"), default_roles=("admin",)),
+        Permission("core.audit.read", _l("Read the audit log"), default_roles=("admin", "auditor")),
+    ]
+
+
+@hookimpl
+def portal_settings() -> list[SettingSpec]:
+    return [
+        SettingSpec(
+            "core.company_name",
+            _l("Company name"),
+            default="Salesloop",
+            help=_l("Shown in the header of every page."),
+        ),
+        SettingSpec(
+            "core.login_attempts_kept_days",
+            _l("Keep login attempts for (days)"),
+            type="int",
+            default=90,
+            minimum=1,
+            maximum=3650,
+        ),
+    ]
+
+
+@hookimpl
+def portal_cli_commands() -> list[Any]:
+    from . import cli
+
+    return [cli.users, cli.plugins_command, cli.init_db, cli.demo]
+
+
+def purge_login_attempts() -> int:
+    """Delete login attempts older than the configured number of days."""
+    from .auth.models import LoginAttempt
+    from .extensions import db
+    from .settings import get_setting
+
+    cutoff = datetime.now(UTC) - timedelta(days=int(get_setting("core.login_attempts_kept_days")))
+    result = db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.at < cutoff))
+    db.session.commit()
+    return result.rowcount or 0
+
+
+@hookimpl
+def portal_jobs() -> list[Job]:
+    return [
+        Job(
+            "core.purge_login_attempts",
+            purge_login_attempts,
+            every_seconds=86400,
+            description="Delete old login attempts",
+        )
+    ]
+
+
+@hookimpl
+def portal_event_types() -> list[EventType]:
+    return [
+        EventType("core.user_created", "A person was created", payload=("user_id",)),
+        EventType(
+            "core.user_moved",
+            "A person moved to another unit",
+            payload=("user_id", "from_unit_id", "to_unit_id"),
+        ),
+        EventType("core.user_disabled", "A person was disabled", payload=("user_id",)),
+    ]
+
+
+@hookimpl
+def portal_api_routes() -> list[Any]:
+    from .api.resources import ROUTES
+
+    return ROUTES
+
+
+@hookimpl(trylast=True)
+def portal_nav_items(user: Any) -> list[NavItem]:
+    return [
+        NavItem("web.home", _l("Home"), order=0),
+        NavItem("people.directory", _l("People"), order=90),
+        NavItem(
+            "admin.users", _l("People"), order=10, section="admin", permission="core.users.manage"
+        ),
+        NavItem(
+            "admin.units",
+            _l("Organisation units"),
+            order=20,
+            section="admin",
+            permission="core.org.manage",
+        ),
+        NavItem(
+            "admin.roles",
+            _l("Roles and permissions"),
+            order=30,
+            section="admin",
+            permission="core.roles.manage",
+        ),
+        NavItem(
+            "admin.settings",
+            _l("Settings"),
+            order=40,
+            section="admin",
+            permission="core.settings.manage",
+        ),
+        NavItem(
+            "admin.plugins",
+            _l("Plugins"),
+            order=50,
+            section="admin",
+            permission="core.plugins.view",
+        ),
+        NavItem(
+            "audit.index", _l("Audit log"), order=60, section="admin", permission="core.audit.read"
+        ),
+        NavItem("people.me", _l("My profile"), order=10, section="user"),
+        NavItem("auth.change_password", _l("Change password"), order=20, section="user"),
+    ]
+
+
+@hookimpl
+def portal_demo_data(app: Flask) -> None:
+    from .demo import ensure_person
+
+    ensure_person("admin", "Alex Admin / 管理员", roles=["admin"], title="IT administrator")
+    ensure_person("auditor", "Audrey Auditor / 审计员", roles=["auditor"], title="Internal audit")

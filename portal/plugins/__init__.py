@@ -1,0 +1,43 @@
+"""Public face of the plugin contract: the ``hookimpl`` marker and the data types.
+
+A plugin imports from here (and from ``portal.extensions``, ``portal.scoping``,
+``portal.events`` ...), never from another plugin.
+"""
+
+import pluggy
+
+from .hookspecs import PROJECT
+from .types import (
+    ApiRoute,
+    Event,
+    EventType,
+    FactProvider,
+    Job,
+    NavItem,
+    Permission,
+    PluginMeta,
+    RoleSpec,
+    RuleAction,
+    SettingSpec,
+    UnitKind,
+    Widget,
+)
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = [
+    "ApiRoute",
+    "Event",
+    "EventType",
+    "FactProvider",
+    "Job",
+    "NavItem",
+    "Permission",
+    "PluginMeta",
+    "RoleSpec",
+    "RuleAction",
+    "SettingSpec",
+    "UnitKind",
+    "Widget",
+    "hookimpl",
+]

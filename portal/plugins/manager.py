@@ -1,0 +1,276 @@
+"""Finding, loading and isolating plugins, and collecting what they contribute.
+
+Every contribution is collected plugin by plugin (not through pluggy's combined call)
+so the core knows who contributed what: that is how namespacing is enforced and how a
+failing plugin is named and left out while the rest of the portal runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .types import PluginMeta
+
+log = logging.getLogger("portal.plugins")
+
+ENTRY_POINT_GROUP = "portal.plugins"
+CORE = "core"
+
+# Hooks called once at start-up, in this order (the order of hookspecs.py).
+SETUP_HOOKS = (
+    "portal_models",
+    "portal_migrations",
+    "portal_blueprints",
+    "portal_roles",
+    "portal_unit_kinds",
+    "portal_permissions",
+    "portal_settings",
+    "portal_cli_commands",
+    "portal_jobs",
+    "portal_rule_actions",
+    "portal_fact_providers",
+    "portal_event_types",
+    "portal_api_routes",
+)
+
+
+class PluginError(Exception):
+    """A plugin broke the contract; the message says how, for the admin."""
+
+
+@dataclass
+class PluginRecord:
+    """What the portal knows about one plugin, for ``portal plugins list`` and the admin page."""
+
+    name: str
+    source: str
+    enabled: bool = True
+    loaded: bool = False
+    version: str = ""
+    title: str = ""
+    error: str = ""
+    module: Any = None
+    meta: PluginMeta | None = None
+    hooks: list[str] = field(default_factory=list)
+    package_dir: Path | None = None
+
+    def fail(self, message: str) -> None:
+        """Mark the plugin as failed with a message an admin can act on."""
+        self.loaded = False
+        self.error = message
+        log.error("plugin %s left out: %s", self.name, message)
+
+
+def _short_traceback(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).strip()
+
+
+class PluginHost:
+    """The plugin manager of one application (never module-global, so tests can build many)."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+
+    # -- discovery ---------------------------------------------------------
+
+    def load(
+        self,
+        core_module: ModuleType,
+        enabled: Iterable[str] | None,
+        extra: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        """Register the core, the enabled entry-point plugins and ``extra`` (name, object)
+        pairs (throwaway plugins in tests); leave out and report any that fail."""
+        self._register(CORE, core_module, source="core")
+        allow = None if enabled is None else list(enabled)
+        found: set[str] = set()
+        for entry_point in sorted(
+            metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
+        ):
+            if entry_point.name in found:
+                continue
+            found.add(entry_point.name)
+            source = entry_point.dist.name if entry_point.dist else entry_point.value
+            if allow is not None and entry_point.name not in allow:
+                self.records[entry_point.name] = PluginRecord(
+                    entry_point.name, source=source, enabled=False
+                )
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # a broken plugin must not take the portal down
+                record = PluginRecord(entry_point.name, source=source)
+                self.records[entry_point.name] = record
+                record.fail(f"import failed: {_short_traceback(exc)}")
+                continue
+            self._register(entry_point.name, plugin, source=source)
+        for name, plugin in extra:
+            found.add(name)
+            self._register(name, plugin, source="test")
+        for name in allow or ():
+            if name not in found and name != CORE:
+                record = PluginRecord(name, source="config")
+                self.records[name] = record
+                record.fail(
+                    f"plugin '{name}' is enabled in config (PORTAL_PLUGINS) but not installed"
+                )
+        self._check_metadata()
+        self._check_requirements()
+
+    def _register(self, name: str, plugin: Any, source: str) -> None:
+        record = PluginRecord(name, source=source, module=plugin)
+        self.records[name] = record
+        file = getattr(plugin, "__file__", None)
+        if file:
+            record.package_dir = Path(file).parent
+        try:
+            self.pm.register(plugin, name=name)
+            # Misspelled hooks are caught here, per plugin, instead of silently never called.
+            self.pm.check_pending()
+        except Exception as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            record.fail(f"registration failed: {_short_traceback(exc)}")
+            return
+        record.loaded = True
+        record.hooks = sorted(
+            hook_name
+            for hook_name in dir(self.pm.hook)
+            if hook_name.startswith("portal_")
+            and any(impl.plugin_name == name for impl in self.impls(hook_name))
+        )
+
+    def _check_metadata(self) -> None:
+        for record in self.loaded():
+            impls = [i for i in self.impls("portal_plugin_meta") if i.plugin_name == record.name]
+            if not impls:
+                self.drop(record.name, "does not implement portal_plugin_meta")
+                continue
+            try:
+                meta = impls[0].function()
+            except Exception as exc:
+                self.drop(record.name, f"portal_plugin_meta raised: {_short_traceback(exc)}")
+                continue
+            if not isinstance(meta, PluginMeta) or meta.name != record.name:
+                self.drop(
+                    record.name,
+                    f"portal_plugin_meta must return PluginMeta(name='{record.name}', ...)",
+                )
+                continue
+            record.meta = meta
+            record.version = meta.version
+            record.title = str(meta.title)
+
+    def _check_requirements(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for record in self.loaded():
+                missing = [
+                    name
+                    for name in (record.meta.requires if record.meta else ())
+                    if not (self.records.get(name) and self.records[name].loaded)
+                ]
+                if missing:
+                    self.drop(record.name, f"requires plugin(s) not enabled: {', '.join(missing)}")
+                    changed = True
+
+    # -- access ------------------------------------------------------------
+
+    def drop(self, name: str, message: str) -> None:
+        """Leave a plugin out from now on and record why."""
+        record = self.records[name]
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        record.fail(message)
+
+    def loaded(self) -> list[PluginRecord]:
+        """Loaded plugins in dependency order (core first, then by ``requires``)."""
+        ordered: list[PluginRecord] = []
+        seen: set[str] = set()
+        pending = {r.name: r for r in self.records.values() if r.loaded}
+
+        def visit(name: str, trail: tuple[str, ...] = ()) -> None:
+            if name in seen or name not in pending or name in trail:
+                return
+            record = pending[name]
+            for required in record.meta.requires if record.meta else ():
+                visit(required, (*trail, name))
+            seen.add(name)
+            ordered.append(record)
+
+        visit(CORE)
+        for name in sorted(pending):
+            visit(name)
+        return ordered
+
+    def impls(self, hook_name: str) -> list[Any]:
+        """The implementations of one hook, in pluggy's call order."""
+        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+
+    def call_each(self, hook_name: str, strict: bool, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of ``hook_name`` one by one, in dependency order.
+
+        Returns (plugin name, result) pairs, skipping None. With ``strict`` (start-up)
+        a raising plugin is dropped from the portal; otherwise (request time) the error
+        is logged and that plugin's contribution is skipped for this call.
+        """
+        order = {record.name: index for index, record in enumerate(self.loaded())}
+        impls = sorted(
+            (i for i in self.impls(hook_name) if i.plugin_name in order),
+            key=lambda i: order[i.plugin_name],
+        )
+        results: list[tuple[str, Any]] = []
+        for impl in impls:
+            arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            try:
+                result = impl.function(**arguments)
+            except Exception as exc:
+                if strict:
+                    self.drop(impl.plugin_name, f"{hook_name} raised: {_short_traceback(exc)}")
+                else:
+                    log.exception("plugin %s: %s raised; skipped", impl.plugin_name, hook_name)
+                continue
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def call_one(self, hook_name: str, plugin_name: str, **kwargs: Any) -> Any:
+        """Call one plugin's implementation of ``hook_name`` (None if it has none); raises."""
+        for impl in self.impls(hook_name):
+            if impl.plugin_name == plugin_name:
+                arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+                return impl.function(**arguments)
+        return None
+
+    def contributions(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Flatten list-returning hooks at request time: (plugin, item) pairs."""
+        items: list[tuple[str, Any]] = []
+        for plugin, result in self.call_each(hook_name, strict=False, **kwargs):
+            if isinstance(result, list | tuple):
+                items.extend((plugin, item) for item in result)
+            else:
+                items.append((plugin, result))
+        return items
+
+
+def check_namespace(plugin: str, value: str, what: str, separator: str = ".") -> None:
+    """Raise PluginError unless ``value`` lives in the plugin's namespace."""
+    if plugin == CORE and not value.startswith(f"{CORE}{separator}") and what in ("table",):
+        raise PluginError(f"core {what} '{value}' must start with '{CORE}{separator}'")
+    if plugin != CORE and not value.startswith(f"{plugin}{separator}"):
+        raise PluginError(f"{what} '{value}' must start with '{plugin}{separator}'")

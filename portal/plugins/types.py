@@ -1,0 +1,163 @@
+"""Data that plugins return from hooks.
+
+Plugins describe what they contribute with these frozen dataclasses; the core validates
+them (namespacing, types) and registers them. Returning data instead of mutating the app
+is what lets the core enforce the rules of the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ScopeLevel = Literal["none", "own", "team", "all"]
+SCOPE_LEVELS: tuple[str, ...] = ("none", "own", "team", "all")
+
+
+@dataclass(frozen=True)
+class PluginMeta:
+    """Who a plugin is. ``name`` must equal its entry-point name."""
+
+    name: str
+    title: str
+    version: str = "0"
+    clause: str = ""
+    description: str = ""
+    requires: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A link in the main navigation (``section="main"``) or the admin menu."""
+
+    endpoint: str
+    label: str
+    order: int = 100
+    permission: str | None = None
+    section: Literal["main", "admin", "user"] = "main"
+    url_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Widget:
+    """A dashboard tile; its body is fetched from ``endpoint`` by htmx after the page loads."""
+
+    name: str
+    title: str
+    endpoint: str
+    order: int = 100
+    permission: str | None = None
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A permission code ``<plugin>.<verb>`` and the roles that get it on first install."""
+
+    code: str
+    label: str
+    default_roles: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A role offered to the installation. Roles become rows an admin can edit; the spec
+    only seeds them. ``read_scope``/``write_scope`` say which owners' records the role
+    reaches: own, team (the subtree of the units the person leads) or all."""
+
+    code: str
+    label: str
+    read_scope: ScopeLevel = "own"
+    write_scope: ScopeLevel = "own"
+    rank: int = 0
+    duties: Sequence[str] = ()
+    clause: str = ""
+
+
+@dataclass(frozen=True)
+class UnitKind:
+    """A kind of organisation unit (company, region, product line, team ...)."""
+
+    code: str
+    label: str
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """A setting ``<plugin>.<name>`` an admin may change without code."""
+
+    key: str
+    label: str
+    type: Literal["str", "int", "bool", "choice"] = "str"
+    default: Any = None
+    help: str = ""
+    choices: Sequence[str] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job ``<plugin>.<name>``; ``every_seconds`` is its period."""
+
+    name: str
+    func: Callable[..., Any]
+    every_seconds: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuleAction:
+    """A named action a rule file may call, with the arguments it takes and their types."""
+
+    name: str
+    func: Callable[..., Any]
+    arguments: Mapping[str, type] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FactProvider:
+    """Facts a rule file may test: typed fields and the function that produces them."""
+
+    name: str
+    fields: Mapping[str, type]
+    func: Callable[..., Mapping[str, Any]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """An event a plugin emits, ``<plugin>.<name>``, with the payload keys it carries."""
+
+    name: str
+    description: str = ""
+    payload: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One occurrence of an event, delivered to every ``portal_on_event`` implementation."""
+
+    name: str
+    payload: Mapping[str, Any]
+    actor_id: int | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """A JSON API endpoint under ``/api/v1``. ``form`` (a FlaskForm class) validates the
+    request body; ``schema`` describes the response for the OpenAPI document."""
+
+    rule: str
+    view: Callable[..., Any]
+    methods: Sequence[str] = ("GET",)
+    summary: str = ""
+    permission: str | None = None
+    form: type | None = None
+    schema: Mapping[str, Any] | None = None
+    paginated: bool = False
+    tag: str = ""

@@ -1,0 +1,158 @@
+"""The layout's mechanism: home page, vendor files, navigation, template slots, errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+
+from . import assets
+from .i18n import supported_locales
+
+log = logging.getLogger("portal.web")
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+def home() -> str:
+    """The dashboard: tiles contributed by plugins, each loaded by htmx."""
+    widgets = [
+        widget
+        for _plugin, widget in current_app.extensions["portal"].host.contributions(
+            "portal_dashboard_widgets", user=current_user
+        )
+        if widget.permission is None or current_user.can(widget.permission)
+    ]
+    widgets.sort(key=lambda widget: widget.order)
+    return render_template("home.html", widgets=widgets)
+
+
+@bp.get("/vendor/<name>/<path:filename>")
+def vendor(name: str, filename: str) -> Any:
+    """A file from an installed front-end package (cached for a year; URLs carry the version)."""
+    root = assets.vendor_root(name)
+    if root is None:
+        abort(404)
+    return send_from_directory(root, filename, max_age=31536000)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    """Browsers ask for it on every site; answering avoids a console error."""
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
+
+
+@bp.get("/healthz")
+def health() -> Any:
+    """For load balancers and the start-up check: no data, no login."""
+    return jsonify(status="ok")
+
+
+def vendor_url(name: str, filename: str) -> str:
+    """URL of a vendor file with the package version as cache buster."""
+    return url_for("web.vendor", name=name, filename=filename, v=assets.vendor_version(name))
+
+
+def nav_items(section: str = "main") -> list[dict[str, Any]]:
+    """Navigation links of ``section`` the current user may see, in order."""
+    if not current_user.is_authenticated:
+        return []
+    links = []
+    contributions = current_app.extensions["portal"].host.contributions(
+        "portal_nav_items", user=current_user
+    )
+    for plugin, item in sorted(contributions, key=lambda pair: pair[1].order):
+        if item.section != section:
+            continue
+        if item.permission and not current_user.can(item.permission):
+            continue
+        try:
+            url = url_for(item.endpoint, **item.url_kwargs)
+        except BuildError:
+            log.error("plugin %s: nav item endpoint %s does not exist", plugin, item.endpoint)
+            continue
+        active = request.endpoint == item.endpoint or (request.path.startswith(url) and url != "/")
+        links.append({"url": url, "label": item.label, "active": active})
+    return links
+
+
+def slot(name: str, **context: Any) -> Markup:
+    """HTML contributed to a named template slot; plain strings are escaped."""
+    parts = current_app.extensions["portal"].host.call_each(
+        "portal_template_slot", strict=False, slot=name, context=context
+    )
+    return Markup("").join(
+        part if isinstance(part, Markup) else escape(part) for _plugin, part in parts
+    )
+
+
+def company_name() -> str:
+    """The installation's company name (a core setting)."""
+    from .settings import get_setting
+
+    try:
+        return str(get_setting("core.company_name"))
+    except Exception:  # the settings table may not exist yet (fresh install, error page)
+        return "Salesloop"
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _http_error(error: HTTPException) -> Any:
+    if _wants_json():
+        from .api import error_response
+
+        return error_response(
+            error.code or 500, error.name.lower().replace(" ", "_"), error.description or error.name
+        )
+    template = "errors/error.html"
+    return render_template(template, error=error), error.code
+
+
+def _unexpected_error(error: Exception) -> Any:
+    log.exception("unhandled error on %s", request.path)
+    if _wants_json():
+        from .api import error_response
+
+        return error_response(500, "internal_error", _("Something went wrong on our side."))
+    return render_template("errors/error.html", error=None), 500
+
+
+def install(app: Flask) -> None:
+    """Template helpers and error pages."""
+    from .listing import page_args
+
+    app.jinja_env.globals.update(
+        nav_items=nav_items,
+        slot=slot,
+        vendor_url=vendor_url,
+        locales=supported_locales,
+        page_args=page_args,
+        company_name=company_name,
+        get_locale=get_locale,
+    )
+    app.register_error_handler(HTTPException, _http_error)
+    if not app.testing:  # tests see the traceback instead of an error page
+        app.register_error_handler(Exception, _unexpected_error)
