@@ -57,7 +57,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ``config`` overrides everything (tests pass ``TESTING`` and a database URL, and may
     pass ``PORTAL_EXTRA_PLUGINS``: (name, object) pairs registered as plugins).
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(
+        __name__, instance_relative_config=True, instance_path=(config or {}).get("INSTANCE_PATH")
+    )
     _configure(app, config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
 

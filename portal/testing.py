@@ -1,0 +1,275 @@
+"""Pytest fixtures for the portal and for plugins, shipped so that a third-party plugin
+tests exactly the way the built-in ones do (loaded through the ``pytest11`` entry point).
+
+The database is real: a SQLite file by default, or the server named by
+``TEST_DATABASE_URL`` (CI runs the suite on PostgreSQL too). Its schema is built once per
+session by the migrations themselves; every test then starts from empty tables.
+
+Fixtures: ``app``, ``client``, ``make_app`` (an app with extra throwaway plugins),
+``make_person``, ``login``, ``api_client``, ``live_server``, ``browser``/``page``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+DEMO_TEST_PASSWORD = "correct-horse-42"  # noqa: S105 - the password test people get
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "portal-test.db")
+
+
+def base_config(database_url: str, instance: Path) -> dict[str, Any]:
+    """Configuration every test app starts from."""
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "INSTANCE_PATH": str(instance),
+    }
+
+
+def _reset_postgres(url: str) -> None:
+    engine = sa.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1)
+        if url.startswith("postgresql://")
+        else url
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def portal_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database upgraded from empty by the migrations, once per test session."""
+    from portal import create_app
+    from portal.database import upgrade_schema
+
+    url = _database_url(tmp_path_factory)
+    if "postgresql" in url:
+        _reset_postgres(url)
+    os.environ.setdefault("PORTAL_QUIET_MIGRATIONS", "1")
+    app = create_app(base_config(url, tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        upgrade_schema()
+        from portal.extensions import db
+
+        db.engine.dispose()
+    return url
+
+
+def _empty_tables(app: Any) -> None:
+    from portal.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        tables = [
+            t
+            for t in reversed(db.metadata.sorted_tables)
+            if sa.inspect(db.engine).has_table(t.name)
+        ]
+        with db.engine.begin() as connection:
+            if db.engine.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                # Units and people refer to each other: clear them with checks off.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                for table in tables:
+                    connection.execute(table.delete())
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(portal_database: str, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Build an app on the test database, optionally with extra throwaway plugins:
+    ``make_app(plugins=[("name", plugin_object)], PORTAL_PLUGINS=[...])``."""
+    from portal import create_app
+    from portal.database import sync_registry
+
+    built: list[Any] = []
+
+    def build(plugins: list[tuple[str, Any]] | None = None, **config: Any) -> Any:
+        settings = base_config(portal_database, tmp_path)
+        settings["PORTAL_EXTRA_PLUGINS"] = list(plugins or [])
+        settings.update(config)
+        app = create_app(settings)
+        with app.app_context():
+            sync_registry()
+        built.append(app)
+        return app
+
+    yield build
+    if built:
+        _empty_tables(built[0])
+    for app in built:
+        with app.app_context():
+            from portal.extensions import db
+
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    """The portal with the installed plugins, on an empty test database."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_person(app: Any) -> Callable[..., Any]:
+    """Create a person: ``make_person("li", roles=["salesperson"], unit=unit)``."""
+    from portal.audit.recorder import acting_as
+    from portal.extensions import db
+    from portal.org.services import create_user
+
+    def make(
+        username: str,
+        roles: list[str] | None = None,
+        unit: Any = None,
+        display_name: str | None = None,
+        **fields: Any,
+    ) -> Any:
+        with app.app_context(), acting_as("test"):
+            user = create_user(
+                username=username,
+                display_name=display_name or username.title(),
+                password=DEMO_TEST_PASSWORD,
+                roles=roles or ["salesperson"],
+                unit_id=unit if isinstance(unit, int) or unit is None else unit.id,
+                **fields,
+            )
+            db.session.commit()
+            user_id = user.id
+        return user_id
+
+    return make
+
+
+@pytest.fixture
+def make_unit(app: Any) -> Callable[..., int]:
+    """Create a unit: ``make_unit("East", "region", parent=company_id, leader=user_id)``."""
+    from portal.audit.recorder import acting_as
+    from portal.extensions import db
+    from portal.org.services import save_unit
+
+    def make(
+        name: str, kind: str = "team", parent: int | None = None, leader: int | None = None
+    ) -> int:
+        with app.app_context(), acting_as("test"):
+            unit = save_unit(None, name, kind, parent, leader)
+            db.session.commit()
+            return unit.id
+
+    return make
+
+
+@pytest.fixture
+def login(app: Any) -> Callable[..., Any]:
+    """Log a test client in: ``login(client, "li")`` (password of ``make_person``)."""
+
+    def do_login(test_client: Any, username: str, password: str = DEMO_TEST_PASSWORD) -> Any:
+        response = test_client.post("/login", data={"username": username, "password": password})
+        assert response.status_code == 302, f"login of {username} failed: {response.status_code}"
+        return response
+
+    return do_login
+
+
+@pytest.fixture
+def api_token(app: Any) -> Callable[[str], str]:
+    """Issue an API token for a username."""
+    from portal.auth.models import User
+    from portal.auth.services import issue_token
+    from portal.extensions import db
+
+    def issue(username: str) -> str:
+        with app.app_context():
+            user = db.session.scalars(sa.select(User).where(User.username == username)).one()
+            token = issue_token(user, "test")
+            db.session.commit()
+            return token
+
+    return issue
+
+
+# -- browser tests -------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(make_app: Callable[..., Any]) -> Iterator[Any]:
+    """The portal served on a free loopback port (CSRF on, as in production)."""
+    from werkzeug.serving import make_server
+
+    app = make_app(WTF_CSRF_ENABLED=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
+    server.app = app  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser page; console errors and CSP violations are collected in
+    ``page.console_errors`` so tests can assert there are none."""
+    context = browser.new_context(locale="en-US")
+    new_page = context.new_page()
+    errors: list[str] = []
+    new_page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    new_page.on("pageerror", lambda error: errors.append(str(error)))
+    new_page.console_errors = errors  # type: ignore[attr-defined]
+    yield new_page
+    context.close()
