@@ -82,22 +82,26 @@ def _audited(obj: Any) -> bool:
 
 
 def _record_id(obj: Any) -> str:
-    identity = sa.inspect(obj).identity
-    if identity is None:
-        return ""
-    return ",".join(str(part) for part in identity)
+    # Read the key columns themselves: a new object has its key values after the INSERT
+    # but gets its identity only after after_flush.
+    state = sa.inspect(obj)
+    values = state.mapper.primary_key_from_instance(obj)
+    return ",".join("" if part is None else str(part) for part in values)
 
 
 def _column_value(column: Any, value: Any) -> Any:
     return HIDDEN if column.info.get("audit", True) is False else _jsonable(value)
 
 
-def _snapshot(obj: Any) -> dict[str, Any]:
+def _snapshot(obj: Any, load: bool = False) -> dict[str, Any]:
+    """All column values; ``load`` refreshes expired ones first (a record about to be
+    deleted after a commit has nothing loaded)."""
     state = sa.inspect(obj)
     values: dict[str, Any] = {}
     for attr in state.mapper.column_attrs:
         column = attr.columns[0]
-        values[attr.key] = _column_value(column, state.dict.get(attr.key))
+        value = getattr(obj, attr.key) if load else state.dict.get(attr.key)
+        values[attr.key] = _column_value(column, value)
     return values
 
 
@@ -156,7 +160,7 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
                 {
                     "obj": obj,
                     "action": "delete",
-                    "before": _snapshot(obj),
+                    "before": _snapshot(obj, load=True),
                     "after": None,
                     "record_id": _record_id(obj),
                 }

@@ -100,7 +100,8 @@ def change_password() -> Any:
             else:
                 services.set_password(current_user, form.new_password.data)
                 db.session.commit()
-                login_user(current_user, fresh=True)  # this session continues with the new token
+                # This session goes on with the new token (the real object, not the proxy).
+                login_user(current_user._get_current_object(), fresh=True)
                 flash(
                     _("Your password has been changed. Other sessions were logged out."), "success"
                 )

@@ -18,7 +18,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from ..auth.forms import strong_enough
 from ..auth.models import Role, User
@@ -92,7 +92,9 @@ class UserForm(FlaskForm):
     )
     title = StringField(_l("Job title"), validators=[Optional(), Length(max=120)])
     unit_id = SelectField(_l("Unit"), coerce=_optional_int, validate_choice=True)
-    roles = SelectMultipleField(_l("Roles"))
+    roles = SelectMultipleField(
+        _l("Roles"), validators=[DataRequired(message=_l("Choose at least one role."))]
+    )
     active = BooleanField(_l("Active"), default=True)
     password = PasswordField(
         _l("Password"),
@@ -106,17 +108,11 @@ class UserForm(FlaskForm):
         self.unit_id.choices = unit_choices()
         self.roles.choices = role_choices()
         if creating:
+            # A new person needs a first password. (An inline validate_password never ran:
+            # Optional() stops the chain on an empty field, so "" became the password.)
             self.password.description = ""
-
-    def validate_password(self, field: PasswordField) -> None:
-        """A new person needs a first password."""
-        if self.creating and not field.data:
-            raise ValidationError(_l("This field is required."))
-
-    def validate_roles(self, field: SelectMultipleField) -> None:
-        """At least one role, or the person could do nothing."""
-        if not field.data:
-            raise ValidationError(_l("Choose at least one role."))
+            self.password.validators = [DataRequired(), Length(max=256), strong_enough]
+            self.password.flags.required = True
 
 
 class UnitForm(FlaskForm):
