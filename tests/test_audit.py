@@ -45,11 +45,19 @@ def test_p6_3_create_update_delete_are_recorded_with_before_and_after(app: Any) 
 
 
 def test_p6_3_writes_through_the_browser_name_the_person_and_address(
-        client: Any, login: Any, org: dict[str, int], app: Any) -> None:
+    client: Any, login: Any, org: dict[str, int], app: Any
+) -> None:
     login(client, "admin")
-    response = client.post(f"/admin/users/{org['li']}", data={
-        "username": "li", "display_name": "Li Na", "roles": ["salesperson"],
-        "unit_id": str(org["shanghai"]), "active": "y"})
+    response = client.post(
+        f"/admin/users/{org['li']}",
+        data={
+            "username": "li",
+            "display_name": "Li Na",
+            "roles": ["salesperson"],
+            "unit_id": str(org["shanghai"]),
+            "active": "y",
+        },
+    )
     assert response.status_code == 303
     event = _events(app, table_name="core_user", record_id=str(org["li"]), action="update")[-1]
     assert event.actor == "admin" and event.actor_id == org["admin"]
@@ -95,10 +103,12 @@ def test_p6_3_a_failed_write_writes_nothing_at_all(app: Any, make_person: Any) -
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == counts
 
 
-@pytest.mark.parametrize("role,status", [("admin", 200), ("auditor", 200), ("manager", 403),
-                                         ("li", 403)])
+@pytest.mark.parametrize(
+    "role,status", [("admin", 200), ("auditor", 200), ("manager", 403), ("li", 403)]
+)
 def test_p6_3_audit_log_is_visible_to_admins_and_auditors_only(
-        client: Any, login: Any, org: dict[str, int], role: str, status: int) -> None:
+    client: Any, login: Any, org: dict[str, int], role: str, status: int
+) -> None:
     login(client, role)
     assert client.get("/admin/audit/").status_code == status
 

@@ -23,7 +23,8 @@ def test_login_and_logout(client: Any, make_person: Any) -> None:
 
 
 def test_wrong_password_and_unknown_user_get_the_same_clear_message(
-        client: Any, make_person: Any) -> None:
+    client: Any, make_person: Any
+) -> None:
     make_person("li")
     wrong = client.post("/login", data={"username": "li", "password": "nope-nope"})
     unknown = client.post("/login", data={"username": "ghost", "password": "nope-nope"})
@@ -43,7 +44,10 @@ def test_empty_login_form_gets_per_field_messages(client: Any) -> None:
 def test_failed_logins_are_throttled_per_username(app: Any, client: Any, make_person: Any) -> None:
     make_person("li")
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        assert client.post("/login", data={"username": "li", "password": "bad-guess"}).status_code == 401
+        assert (
+            client.post("/login", data={"username": "li", "password": "bad-guess"}).status_code
+            == 401
+        )
     response = client.post("/login", data={"username": "li", "password": DEMO_TEST_PASSWORD})
     assert response.status_code == 429
     assert "Too many failed attempts" in response.get_data(as_text=True)
@@ -54,7 +58,8 @@ def test_failed_logins_are_throttled_per_username(app: Any, client: Any, make_pe
 
 
 def test_disabled_person_cannot_log_in_and_loses_open_sessions(
-        app: Any, client: Any, make_person: Any) -> None:
+    app: Any, client: Any, make_person: Any
+) -> None:
     user_id = make_person("li")
     client.post("/login", data={"username": "li", "password": DEMO_TEST_PASSWORD})
     assert client.get("/").status_code == 200
@@ -77,24 +82,37 @@ def test_login_starts_a_new_session(client: Any, make_person: Any) -> None:
 
 
 def test_password_change_validates_and_ends_other_sessions(
-        app: Any, make_person: Any, login: Any) -> None:
+    app: Any, make_person: Any, login: Any
+) -> None:
     make_person("li")
     phone, laptop = app.test_client(), app.test_client()
     login(phone, "li")
     login(laptop, "li")
-    bad = laptop.post("/account/password", data={
-        "current_password": "not-mine", "new_password": "short", "confirm": "other"})
+    bad = laptop.post(
+        "/account/password",
+        data={"current_password": "not-mine", "new_password": "short", "confirm": "other"},
+    )
     assert bad.status_code == 422
     text = bad.get_data(as_text=True)
     assert "Use at least 8 characters." in text and "The passwords differ." in text
-    wrong_current = laptop.post("/account/password", data={
-        "current_password": "not-mine-at-all", "new_password": "a-new-secret-9",
-        "confirm": "a-new-secret-9"})
+    wrong_current = laptop.post(
+        "/account/password",
+        data={
+            "current_password": "not-mine-at-all",
+            "new_password": "a-new-secret-9",
+            "confirm": "a-new-secret-9",
+        },
+    )
     assert wrong_current.status_code == 422
     assert "That is not your current password." in wrong_current.get_data(as_text=True)
-    good = laptop.post("/account/password", data={
-        "current_password": DEMO_TEST_PASSWORD, "new_password": "a-new-secret-9",
-        "confirm": "a-new-secret-9"})
+    good = laptop.post(
+        "/account/password",
+        data={
+            "current_password": DEMO_TEST_PASSWORD,
+            "new_password": "a-new-secret-9",
+            "confirm": "a-new-secret-9",
+        },
+    )
     assert good.status_code == 302
     assert laptop.get("/").status_code == 200  # the session that changed it goes on
     assert phone.get("/").status_code == 302  # every other session has ended
@@ -104,10 +122,14 @@ def test_password_change_validates_and_ends_other_sessions(
 def test_password_rules(client: Any, make_person: Any, login: Any) -> None:
     make_person("li")
     login(client, "li")
-    for new, message in (("12345678901", "Use letters as well as digits."),
-                         ("li", "Use at least 8 characters.")):
-        response = client.post("/account/password", data={
-            "current_password": DEMO_TEST_PASSWORD, "new_password": new, "confirm": new})
+    for new, message in (
+        ("12345678901", "Use letters as well as digits."),
+        ("li", "Use at least 8 characters."),
+    ):
+        response = client.post(
+            "/account/password",
+            data={"current_password": DEMO_TEST_PASSWORD, "new_password": new, "confirm": new},
+        )
         assert response.status_code == 422
         assert message in response.get_data(as_text=True)
 

@@ -16,9 +16,21 @@ from portal.extensions import db
 
 def test_users_create_token_and_list(app: Any, org: dict[str, int]) -> None:
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "sun", "--name", "Sun Li", "--role",
-                                 "salesperson", "--unit", "Shanghai", "--password-stdin"],
-                           input="long-enough-1\n")
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "sun",
+            "--name",
+            "Sun Li",
+            "--role",
+            "salesperson",
+            "--unit",
+            "Shanghai",
+            "--password-stdin",
+        ],
+        input="long-enough-1\n",
+    )
     assert result.exit_code == 0, result.output
     with app.app_context():
         sun = db.session.scalars(sa.select(User).where(User.username == "sun")).one()
@@ -26,22 +38,57 @@ def test_users_create_token_and_list(app: Any, org: dict[str, int]) -> None:
     token = runner.invoke(args=["users", "token", "sun"]).output.strip()
     assert token.startswith("sl_")
     client = app.test_client()
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json[
-        "username"] == "sun"
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json["username"]
+        == "sun"
+    )
     listing = runner.invoke(args=["users", "list"]).output
     assert "sun" in listing and "Shanghai" in listing
 
 
 def test_users_create_refuses_bad_input_with_a_clear_message(app: Any, org: dict[str, int]) -> None:
     runner = app.test_cli_runner()
-    duplicate = runner.invoke(args=["users", "create", "li", "--name", "X", "--role",
-                                    "salesperson", "--password", "long-enough-1"])
+    duplicate = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "li",
+            "--name",
+            "X",
+            "--role",
+            "salesperson",
+            "--password",
+            "long-enough-1",
+        ]
+    )
     assert duplicate.exit_code != 0 and "username" in duplicate.output
-    bad_role = runner.invoke(args=["users", "create", "neo", "--name", "Neo", "--role",
-                                   "wizard", "--password", "long-enough-1"])
+    bad_role = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "neo",
+            "--name",
+            "Neo",
+            "--role",
+            "wizard",
+            "--password",
+            "long-enough-1",
+        ]
+    )
     assert bad_role.exit_code != 0 and "roles" in bad_role.output
-    weak = runner.invoke(args=["users", "create", "neo", "--name", "Neo", "--role",
-                               "salesperson", "--password", "123"])
+    weak = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "neo",
+            "--name",
+            "Neo",
+            "--role",
+            "salesperson",
+            "--password",
+            "123",
+        ]
+    )
     assert weak.exit_code != 0 and "password" in weak.output
     assert "Traceback" not in duplicate.output + bad_role.output + weak.output
     unknown = runner.invoke(args=["users", "token", "ghost"])
@@ -79,9 +126,18 @@ def test_p2_demo_data_is_complete_and_idempotent(app: Any) -> None:
 
 def test_the_console_script_runs(portal_database: str, tmp_path: Path) -> None:
     portal = Path(sys.executable).parent / "portal"
-    environment = {**os.environ, "PORTAL_DATABASE_URL": portal_database,
-                   "PORTAL_SECRET_KEY": "cli-test"}
-    result = subprocess.run([str(portal), "plugins", "list"], capture_output=True, text=True,
-                            env=environment, timeout=60, cwd=tmp_path)
+    environment = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": portal_database,
+        "PORTAL_SECRET_KEY": "cli-test",
+    }
+    result = subprocess.run(
+        [str(portal), "plugins", "list"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "core" in result.stdout and "organisation" in result.stdout

@@ -24,8 +24,9 @@ def empty_database(tmp_path: Path) -> Any:
     if "postgresql" not in url:
         yield "sqlite:///" + str(tmp_path / "fresh.db")
         return
-    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     name = "salesloop_migration_check"
     with admin.connect() as connection:
         connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
@@ -37,7 +38,8 @@ def empty_database(tmp_path: Path) -> Any:
 
 
 def test_upgrade_from_empty_matches_the_models_and_downgrades_cleanly(
-        empty_database: str, tmp_path: Path) -> None:
+    empty_database: str, tmp_path: Path
+) -> None:
     from flask_migrate import downgrade
 
     app = create_app(base_config(empty_database, tmp_path))

@@ -14,7 +14,12 @@ from portal.security import PUBLIC_ENDPOINTS
 # the health check, and the API (bearer-token guard of its own; the OpenAPI document
 # holds no data).
 EXPLICIT_EXEMPTIONS = {
-    "static", "web.vendor", "web.favicon", "web.health", "auth.login", "auth.set_language",
+    "static",
+    "web.vendor",
+    "web.favicon",
+    "web.health",
+    "auth.login",
+    "auth.set_language",
     "api.openapi",
 }
 
@@ -53,10 +58,19 @@ def test_p6_3_htmx_request_without_login_is_told_to_navigate_to_login(client: An
 
 
 def test_p6_3_admin_pages_refuse_people_without_the_permission(
-        client: Any, login: Any, org: dict[str, int]) -> None:
+    client: Any, login: Any, org: dict[str, int]
+) -> None:
     login(client, "manager")
-    for url in ("/admin/users", "/admin/users/new", f"/admin/users/{org['li']}", "/admin/roles",
-                "/admin/units", "/admin/settings", "/admin/plugins", "/admin/audit/"):
+    for url in (
+        "/admin/users",
+        "/admin/users/new",
+        f"/admin/users/{org['li']}",
+        "/admin/roles",
+        "/admin/units",
+        "/admin/settings",
+        "/admin/plugins",
+        "/admin/audit/",
+    ):
         assert client.get(url).status_code == 403, url
     assert client.post("/admin/users/new", data={"username": "x"}).status_code == 403
 
@@ -74,17 +88,22 @@ def test_csrf_is_required_on_forms_and_htmx_requests(csrf_app: Any, make_person:
     assert response.status_code == 400
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"username": "li", "password": "correct-horse-42",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "li", "password": "correct-horse-42", "csrf_token": token}
+    )
     assert response.status_code == 302
     # A logged-in htmx POST without the header is refused; with it, accepted.
-    response = client.post("/account/language", data={"locale": "en"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        "/account/language", data={"locale": "en"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 400
     home = client.get("/").get_data(as_text=True)
     token = re.search(r'id="portal-csrf" data-token="([^"]+)"', home).group(1)
-    response = client.post("/account/language", data={"locale": "en"},
-                           headers={"HX-Request": "true", "X-CSRFToken": token})
+    response = client.post(
+        "/account/language",
+        data={"locale": "en"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
     assert response.status_code == 303
 
 
@@ -106,11 +125,18 @@ def test_no_inline_scripts_styles_or_handlers_in_templates() -> None:
 
     root = Path(__file__).resolve().parent.parent
     offenders = []
-    for template in [*root.glob("portal/templates/**/*.html"),
-                     *root.glob("plugins/*/templates/**/*.html")]:
+    for template in [
+        *root.glob("portal/templates/**/*.html"),
+        *root.glob("plugins/*/templates/**/*.html"),
+    ]:
         text = template.read_text(encoding="utf-8")
-        if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) or "<style" in text \
-                or re.search(r"\son[a-z]+=", text) or "hx-on" in text or 'style="' in text:
+        if (
+            re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text)
+            or "<style" in text
+            or re.search(r"\son[a-z]+=", text)
+            or "hx-on" in text
+            or 'style="' in text
+        ):
             offenders.append(str(template.relative_to(root)))
         if re.search(r"""(src|href)=["']https?://""", text):
             offenders.append(f"{template.relative_to(root)} (outside address)")
@@ -132,10 +158,12 @@ def test_front_end_libraries_are_served_from_installed_packages(client: Any) -> 
 
 def test_open_redirect_after_login_is_refused(client: Any, make_person: Any) -> None:
     make_person("li")
-    response = client.post("/login?next=https://evil.example/", data={
-        "username": "li", "password": "correct-horse-42"})
+    response = client.post(
+        "/login?next=https://evil.example/", data={"username": "li", "password": "correct-horse-42"}
+    )
     assert response.status_code == 302 and response.location == "/"
     client.post("/logout")
-    response = client.post("/login?next=//evil.example/x", data={
-        "username": "li", "password": "correct-horse-42"})
+    response = client.post(
+        "/login?next=//evil.example/x", data={"username": "li", "password": "correct-horse-42"}
+    )
     assert response.location == "/"
