@@ -51,6 +51,21 @@ def _configure(app: Flask, config: dict[str, Any] | None) -> None:
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
 
 
+def _plugin_version_locations(config: Any) -> Any:
+    """Point Alembic at the core's and every enabled plugin's revision folders.
+
+    Alembic reads ``version_locations`` when it builds the script directory, before
+    ``env.py`` runs, so it is set here (a Flask-Migrate configure callback) for every
+    ``portal db`` command: ``upgrade heads`` then applies each plugin's branch and
+    ``revision --version-path=<plugin folder>`` accepts the plugin's folder.
+    """
+    from flask import current_app
+
+    dirs = current_app.extensions["portal"].migration_dirs
+    config.set_main_option("version_locations", os.pathsep.join(dirs))
+    return config
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build one portal application.
 
@@ -82,6 +97,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["portal"] = state
 
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    if _plugin_version_locations not in migrate.configure_callbacks:
+        migrate.configure(_plugin_version_locations)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
         [str(Path(__file__).parent / "translations"), *state.translation_dirs]
     )

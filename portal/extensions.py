@@ -3,7 +3,6 @@
 Keeping them here lets models and plugins import ``db`` without importing the app.
 """
 
-from flask_babel import Babel
 from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -11,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from .i18n import PortalBabel
 
 # One naming convention so SQLite batch migrations and PostgreSQL produce the same names.
 NAMING_CONVENTION = {
@@ -32,5 +33,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-babel = Babel()
+babel = PortalBabel()  # finds zh_CN catalogs (see i18n.CatalogDomain)
 htmx = HTMX()

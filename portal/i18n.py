@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from babel import support
 from flask import current_app, has_request_context, request, session
+from flask_babel import Babel, Domain, get_locale
 from flask_login import current_user
+from werkzeug.utils import cached_property
 
 
 def _supported(value: str | None) -> str | None:
@@ -37,3 +40,51 @@ def supported_locales() -> list[tuple[str, str]]:
     """(code, name in its own language) for the language switch."""
     names = {"en": "English", "zh_CN": "简体中文"}
     return [(code, names.get(code, code)) for code in current_app.config["PORTAL_LOCALES"]]
+
+
+def current_locale() -> str:
+    """The supported code of this request's locale ("zh_CN"), for ``<html lang>`` and the
+    language switch. Babel expands zh_CN to "zh_Hans_CN", which matches no option."""
+    locale = get_locale()
+    if locale is None:
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    code = f"{locale.language}_{locale.territory}" if locale.territory else locale.language
+    return _supported(code) or str(locale)
+
+
+class CatalogDomain(Domain):
+    """Loads the catalogs from the folders named by the portal's codes (translations/zh_CN).
+
+    Babel expands zh_CN to zh_Hans_CN, and gettext then looks only in zh_Hans_CN/ and zh/,
+    so a zh_CN catalog was never loaded: also try language_TERRITORY. The cache is keyed
+    by the translation folders too, since apps with different plugins share this object.
+    """
+
+    def get_translations(self) -> support.NullTranslations:
+        locale = get_locale()
+        if locale is None:
+            return support.NullTranslations()
+        names = [str(locale)]
+        if locale.territory:
+            names.append(f"{locale.language}_{locale.territory}")
+        directories = tuple(self.translation_directories)
+        key = (directories, tuple(names), tuple(self.domain))
+        translations = self.cache.get(key)
+        if translations is None:
+            translations = support.Translations()
+            for index, dirname in enumerate(directories):
+                domain = self.domain[0] if len(self.domain) == 1 else self.domain[index]
+                catalog = support.Translations.load(dirname, names, domain)
+                translations.merge(catalog)
+                if hasattr(catalog, "plural"):  # merge() does not copy it
+                    translations.plural = catalog.plural
+            self.cache[key] = translations
+        return translations
+
+
+class PortalBabel(Babel):
+    """Flask-Babel with the portal's catalog lookup."""
+
+    @cached_property
+    def domain_instance(self) -> Domain:
+        return CatalogDomain(domain=self.domain)

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from . import assets
-from .i18n import supported_locales
+from .i18n import current_locale, supported_locales
 
 log = logging.getLogger("portal.web")
 
@@ -34,13 +34,18 @@ bp = Blueprint("web", __name__)
 @bp.get("/")
 def home() -> str:
     """The dashboard: tiles contributed by plugins, each loaded by htmx."""
-    widgets = [
-        widget
-        for _plugin, widget in current_app.extensions["portal"].host.contributions(
-            "portal_dashboard_widgets", user=current_user
-        )
-        if widget.permission is None or current_user.can(widget.permission)
-    ]
+    widgets = []
+    for plugin, widget in current_app.extensions["portal"].host.contributions(
+        "portal_dashboard_widgets", user=current_user
+    ):
+        if widget.permission is not None and not current_user.can(widget.permission):
+            continue
+        try:  # a tile whose endpoint does not exist is left out, like a nav item
+            url_for(widget.endpoint)
+        except BuildError:
+            log.error("plugin %s: widget endpoint %s does not exist", plugin, widget.endpoint)
+            continue
+        widgets.append(widget)
     widgets.sort(key=lambda widget: widget.order)
     return render_template("home.html", widgets=widgets)
 
@@ -152,6 +157,7 @@ def install(app: Flask) -> None:
         page_args=page_args,
         company_name=company_name,
         get_locale=get_locale,
+        current_locale=current_locale,
     )
     app.register_error_handler(HTTPException, _http_error)
     if not app.testing:  # tests see the traceback instead of an error page

@@ -158,7 +158,9 @@ def build_api(state: PortalState) -> Blueprint:
     bp.add_url_rule("/openapi.json", "openapi", lambda: jsonify(openapi_document(state)))
     for plugin, route in state.api_routes:
         path = _route_path(plugin, route)
-        endpoint = f"{plugin}:{route.view.__name__}:{'-'.join(route.methods)}".replace(".", "_")
+        # The rule is part of the name: one view may serve several rules (/items, /items/<id>).
+        endpoint = f"{plugin}:{route.view.__name__}:{'-'.join(route.methods)}:{route.rule}"
+        endpoint = endpoint.replace(".", "_")
         bp.add_url_rule(path, endpoint, _wrap(route), methods=list(route.methods))
     return bp
 

@@ -221,6 +221,12 @@ def install_plugins(app: Flask, host: PluginHost) -> PortalState:
     """Run every setup hook of every loaded plugin, accepting each plugin whole or not at all."""
     state = PortalState(host=host)
     for record in host.loaded():
+        # Dependency order: a required plugin left out just above takes this one along.
+        requires = record.meta.requires if record.meta else ()
+        failed = [name for name in requires if not host.records[name].loaded]
+        if failed:
+            host.drop(record.name, f"requires plugin(s) that failed to start: {', '.join(failed)}")
+            continue
         stage = _Stage(record.name, state)
         hook = SETUP_HOOKS[0]
         try:
