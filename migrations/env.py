@@ -22,8 +22,12 @@ metadata = current_app.extensions["migrate"].db.metadata
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of touching a database (`portal db upgrade --sql`)."""
-    context.configure(url=str(current_app.extensions["migrate"].db.engine.url),
-                      target_metadata=metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=str(current_app.extensions["migrate"].db.engine.url),
+        target_metadata=metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -39,8 +43,11 @@ def run_migrations_online() -> None:
     connectable = current_app.extensions["migrate"].db.engine
     with connectable.connect() as connection:
         context.configure(
-            connection=connection, target_metadata=metadata, render_as_batch=True,
-            compare_type=True, process_revision_directives=skip_empty,
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            compare_type=True,
+            process_revision_directives=skip_empty,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -36,6 +36,14 @@ def _configure(app: Flask, config: dict[str, Any] | None) -> None:
         app.config.from_pyfile("config.py", silent=True)
     # PORTAL_DATABASE_URL, PORTAL_SECRET_KEY ... (JSON values are parsed).
     app.config.from_prefixed_env("PORTAL")
+    # PORTAL_PLUGINS / PORTAL_SETTINGS keep their prefix in the config: the prefix is
+    # part of their names. A comma-separated plugin list is accepted as well as JSON.
+    for key in ("PLUGINS", "SETTINGS"):
+        if key in app.config:
+            app.config[f"PORTAL_{key}"] = app.config.pop(key)
+    if isinstance(app.config.get("PORTAL_PLUGINS"), str):
+        names = app.config["PORTAL_PLUGINS"].split(",")
+        app.config["PORTAL_PLUGINS"] = [name.strip() for name in names if name.strip()]
     if os.environ.get("DATABASE_URL") and "DATABASE_URL" not in app.config:
         app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
     if config:

@@ -88,3 +88,11 @@ class PortalBabel(Babel):
     @cached_property
     def domain_instance(self) -> Domain:
         return CatalogDomain(domain=self.domain)
+
+
+def untranslated(text: object) -> str:
+    """The source (English) text of a lazy string, whatever the request's language."""
+    arguments = getattr(text, "_args", None)
+    if arguments and isinstance(arguments[0], str) and not getattr(text, "_kwargs", None):
+        return arguments[0]
+    return str(text)

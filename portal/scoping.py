@@ -12,10 +12,19 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, g, has_request_context
+from flask_babel import lazy_gettext as _l
 
 from .auth.models import User
 from .extensions import db
 from .org.models import OrgUnit
+
+# How each scope level reads to an admin (role pages, role form).
+SCOPE_LABELS = {
+    "none": _l("nobody"),
+    "own": _l("their own"),
+    "team": _l("their team (whole subtree)"),
+    "all": _l("everyone"),
+}
 
 
 def led_unit_paths(user: User) -> list[str]:

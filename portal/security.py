@@ -3,7 +3,7 @@ CSP and security headers on every response."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, flash, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -45,6 +45,15 @@ def is_public(endpoint: str | None) -> bool:
     return endpoint in current_app.extensions["portal"].public_endpoints
 
 
+def _refuse_failed_plugins() -> None:
+    """A plugin that failed after its blueprints were registered (in portal_startup) is
+    out of the portal: its pages answer 404 like any page that does not exist."""
+    state = current_app.extensions["portal"]
+    owner = state.blueprint_owner.get(request.blueprint or "")
+    if owner is not None and not state.host.records[owner].loaded:
+        abort(404)
+
+
 def _require_login() -> Response | None:
     if is_public(request.endpoint) or current_user.is_authenticated:
         return None
@@ -81,5 +90,6 @@ def install(app: Flask) -> None:
     login_manager.session_protection = "strong"
     login_manager.login_view = "auth.login"
     login_manager.unauthorized_handler(_unauthorized)
+    app.before_request(_refuse_failed_plugins)
     app.before_request(_require_login)
     app.after_request(_headers)

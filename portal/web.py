@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
@@ -25,6 +26,7 @@ from werkzeug.routing import BuildError
 
 from . import assets
 from .i18n import current_locale, supported_locales
+from .scoping import SCOPE_LABELS
 
 log = logging.getLogger("portal.web")
 
@@ -125,15 +127,47 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+ERROR_TITLES = {
+    400: _l("Bad request"),
+    401: _l("Please log in"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Not possible here"),
+    413: _l("Too large"),
+    429: _l("Too many requests"),
+}
+ERROR_MESSAGES = {
+    400: _l("The request could not be understood. Go back, reload the page and try again."),
+    401: _l("Log in and try again."),
+    403: _l("You do not have the permission for this."),
+    404: _l("This page does not exist, or you may not see it."),
+    405: _l("This action is not available at this address."),
+    413: _l("What you sent is larger than the portal accepts."),
+    429: _l("Too many requests in a short time. Wait a little and try again."),
+}
+
+
+def error_message(error: HTTPException) -> str:
+    """The reader's-language text for an HTTP error: our own description when a view gave
+    one (already translated), otherwise the portal's text for the status."""
+    own = error.description and error.description != type(error).description
+    if own and "CSRF" not in str(error.description):
+        return str(error.description)
+    if error.code == 400 and "CSRF" in str(error.description):
+        return _("The form expired or was sent twice. Go back, reload the page and try again.")
+    return str(ERROR_MESSAGES.get(error.code or 500, _("The request could not be handled.")))
+
+
 def _http_error(error: HTTPException) -> Any:
+    code = error.code or 500
     if _wants_json():
         from .api import error_response
 
-        return error_response(
-            error.code or 500, error.name.lower().replace(" ", "_"), error.description or error.name
-        )
-    template = "errors/error.html"
-    return render_template(template, error=error), error.code
+        return error_response(code, error.name.lower().replace(" ", "_"), error_message(error))
+    title = ERROR_TITLES.get(code, error.name)
+    return render_template(
+        "errors/error.html", error=error, title=title, message=error_message(error)
+    ), code
 
 
 def _unexpected_error(error: Exception) -> Any:
@@ -158,6 +192,7 @@ def install(app: Flask) -> None:
         company_name=company_name,
         get_locale=get_locale,
         current_locale=current_locale,
+        scope_label=lambda level: SCOPE_LABELS.get(level, level),
     )
     app.register_error_handler(HTTPException, _http_error)
     if not app.testing:  # tests see the traceback instead of an error page

@@ -133,8 +133,10 @@ def _route_path(plugin: str, route: ApiRoute) -> str:
     return route.rule if plugin == CORE else f"/{plugin}{route.rule}"
 
 
-def _wrap(route: ApiRoute) -> Callable[..., Any]:
+def _wrap(plugin: str, route: ApiRoute) -> Callable[..., Any]:
     def view(**kwargs: Any) -> Any:
+        if not current_app.extensions["portal"].host.records[plugin].loaded:
+            return error_response(404, "not_found", _("Not found."))
         if route.permission and not g.api_user.can(route.permission):
             return error_response(
                 403, "forbidden", _("You lack the permission %(code)s.", code=route.permission)
@@ -161,7 +163,7 @@ def build_api(state: PortalState) -> Blueprint:
         # The rule is part of the name: one view may serve several rules (/items, /items/<id>).
         endpoint = f"{plugin}:{route.view.__name__}:{'-'.join(route.methods)}:{route.rule}"
         endpoint = endpoint.replace(".", "_")
-        bp.add_url_rule(path, endpoint, _wrap(route), methods=list(route.methods))
+        bp.add_url_rule(path, endpoint, _wrap(plugin, route), methods=list(route.methods))
     return bp
 
 
@@ -301,7 +303,7 @@ def openapi_document(state: PortalState) -> dict[str, Any]:
             operation: dict[str, Any] = {
                 "summary": route.summary or route.view.__doc__ or "",
                 "tags": [route.tag or plugin],
-                "operationId": f"{plugin}_{route.view.__name__}_{method.lower()}",
+                "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{method.lower()}{path}").strip("_"),
                 "parameters": parameters,
                 "responses": {
                     "200": {

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, render_template, request
+from flask_babel import lazy_gettext as _l
 
 from ..auth.permissions import require_permission
 from ..listing import paginate
@@ -15,6 +16,7 @@ from .models import AuditEvent
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
 ACTIONS = ("create", "update", "delete")
+ACTION_LABELS = {"create": _l("created"), "update": _l("changed"), "delete": _l("deleted")}
 
 
 def _date(value: str | None) -> datetime | None:
@@ -61,4 +63,6 @@ def index() -> Any:
     """Newest first, paginated."""
     statement, filters = filtered_events(request.args)
     page = paginate(statement)
-    return render_template("admin/audit.html", page=page, filters=filters, actions=ACTIONS)
+    return render_template(
+        "admin/audit.html", page=page, filters=filters, actions=ACTIONS, action_labels=ACTION_LABELS
+    )

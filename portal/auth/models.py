@@ -38,6 +38,21 @@ class Role(db.Model, TimestampMixin):
     )
 
     @property
+    def label(self) -> str:
+        """The name to show. While an admin has not renamed a role that a plugin offers,
+        the plugin's label is shown in the reader's language; a renamed role keeps the
+        admin's wording."""
+        from flask import current_app, has_app_context
+
+        from ..i18n import untranslated
+
+        if has_app_context():
+            offered = current_app.extensions["portal"].roles.get(self.code)
+            if offered is not None and self.name == untranslated(offered[1].label):
+                return str(offered[1].label)
+        return self.name
+
+    @property
     def permission_codes(self) -> set[str]:
         """Codes granted to this role."""
         return {grant.code for grant in self.grants}

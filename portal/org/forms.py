@@ -24,6 +24,7 @@ from ..auth.forms import strong_enough
 from ..auth.models import Role, User
 from ..extensions import db
 from ..plugins.types import SCOPE_LEVELS
+from ..scoping import SCOPE_LABELS
 from .models import OrgUnit
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
@@ -153,12 +154,7 @@ class RoleForm(FlaskForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        labels = {
-            "none": _l("nobody"),
-            "own": _l("their own"),
-            "team": _l("their team (whole subtree)"),
-            "all": _l("everyone"),
-        }
+        labels = SCOPE_LABELS
         self.read_scope.choices = [(s, labels[s]) for s in SCOPE_LEVELS if s != "none"]
         self.write_scope.choices = [(s, labels[s]) for s in SCOPE_LEVELS]
         declared = current_app.extensions["portal"].permissions

@@ -8,6 +8,7 @@ failing plugin is named and left out while the rest of the portal runs.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ log = logging.getLogger("portal.plugins")
 
 ENTRY_POINT_GROUP = "portal.plugins"
 CORE = "core"
+BUILT_IN_DISTRIBUTION = "salesloop"
+# Lower-case letters and digits only: "<name>_" and "<name>." prefixes of two plugins can
+# then never overlap (a plugin "sales" cannot claim the tables of a plugin "sales_report").
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9]{1,31}$")
 
 # Hooks called once at start-up, in this order (the order of hookspecs.py).
 SETUP_HOOKS = (
@@ -57,7 +62,7 @@ class PluginRecord:
     enabled: bool = True
     loaded: bool = False
     version: str = ""
-    title: str = ""
+    title: Any = ""
     error: str = ""
     module: Any = None
     meta: PluginMeta | None = None
@@ -83,6 +88,7 @@ class PluginHost:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
+        self._order: list[PluginRecord] | None = None
 
     # -- discovery ---------------------------------------------------------
 
@@ -133,6 +139,10 @@ class PluginHost:
     def _register(self, name: str, plugin: Any, source: str) -> None:
         record = PluginRecord(name, source=source, module=plugin)
         self.records[name] = record
+        self._order = None
+        if not PLUGIN_NAME.match(name):
+            record.fail(f"plugin name '{name}' must be 2-32 lower-case letters and digits")
+            return
         file = getattr(plugin, "__file__", None)
         if file:
             record.package_dir = Path(file).parent
@@ -172,7 +182,8 @@ class PluginHost:
                 continue
             record.meta = meta
             record.version = meta.version
-            record.title = str(meta.title)
+            record.title = meta.title  # lazy: shown in the reader's language
+        self._order = None  # the order depends on the requirements just read
 
     def _check_requirements(self) -> None:
         changed = True
@@ -196,10 +207,18 @@ class PluginHost:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
+        self._order = None
         record.fail(message)
 
     def loaded(self) -> list[PluginRecord]:
-        """Loaded plugins in dependency order (core first, then by ``requires``)."""
+        """Loaded plugins in dependency order: the core, then the built-in chapter plugins,
+        then third-party ones, each after the plugins it requires. Built-ins come first so
+        a third-party plugin cannot claim a role or unit kind code before them."""
+        if self._order is None:
+            self._order = self._dependency_order()
+        return list(self._order)
+
+    def _dependency_order(self) -> list[PluginRecord]:
         ordered: list[PluginRecord] = []
         seen: set[str] = set()
         pending = {r.name: r for r in self.records.values() if r.loaded}
@@ -214,7 +233,7 @@ class PluginHost:
             ordered.append(record)
 
         visit(CORE)
-        for name in sorted(pending):
+        for name in sorted(pending, key=lambda n: (pending[n].source != BUILT_IN_DISTRIBUTION, n)):
             visit(name)
         return ordered
 

@@ -49,6 +49,7 @@ class PortalState:
     translation_dirs: list[str] = field(default_factory=list)
     public_endpoints: set[str] = field(default_factory=set)
     blueprints: list[tuple[str, Blueprint]] = field(default_factory=list)
+    blueprint_owner: dict[str, str] = field(default_factory=dict)
     cli_commands: list[click.Command] = field(default_factory=list)
 
 
@@ -60,9 +61,17 @@ def _list_of(value: Any, kind: type, hook: str) -> list[Any]:
     return items
 
 
-def _unique(existing: dict[str, Any], key: str, what: str) -> None:
+def _unique(
+    existing: dict[str, Any],
+    key: str,
+    what: str,
+    staged: list[Any] | None = None,
+    attribute: str = "",
+) -> None:
     if key in existing:
         raise PluginError(f"{what} '{key}' is already declared by another plugin")
+    if staged is not None and sum(getattr(item, attribute) == key for item in staged) > 1:
+        raise PluginError(f"{what} '{key}' is declared twice")
 
 
 def _check_blueprint(plugin: str, blueprint: Blueprint) -> None:
@@ -112,7 +121,7 @@ class _Stage:
     def _portal_roles(self, result: Any) -> list[Any]:
         roles = _list_of(result, RoleSpec, "portal_roles")
         for role in roles:
-            _unique(self.state.roles, role.code, "role")
+            _unique(self.state.roles, role.code, "role", roles, "code")
             if role.read_scope not in SCOPE_LEVELS or role.write_scope not in SCOPE_LEVELS:
                 raise PluginError(f"role '{role.code}': scopes must be one of {SCOPE_LEVELS}")
         return roles
@@ -120,21 +129,21 @@ class _Stage:
     def _portal_unit_kinds(self, result: Any) -> list[Any]:
         kinds = _list_of(result, UnitKind, "portal_unit_kinds")
         for kind in kinds:
-            _unique(self.state.unit_kinds, kind.code, "unit kind")
+            _unique(self.state.unit_kinds, kind.code, "unit kind", kinds, "code")
         return kinds
 
     def _portal_permissions(self, result: Any) -> list[Any]:
         permissions = _list_of(result, Permission, "portal_permissions")
         for permission in permissions:
             check_namespace(self.plugin, permission.code, "permission")
-            _unique(self.state.permissions, permission.code, "permission")
+            _unique(self.state.permissions, permission.code, "permission", permissions, "code")
         return permissions
 
     def _portal_settings(self, result: Any) -> list[Any]:
         settings = _list_of(result, SettingSpec, "portal_settings")
         for setting in settings:
             check_namespace(self.plugin, setting.key, "setting")
-            _unique(self.state.settings, setting.key, "setting")
+            _unique(self.state.settings, setting.key, "setting", settings, "key")
             if setting.type == "choice" and not setting.choices:
                 raise PluginError(f"setting '{setting.key}' is a choice without choices")
         return settings
@@ -150,7 +159,7 @@ class _Stage:
         items = _list_of(result, kind, hook)
         for item in items:
             check_namespace(self.plugin, item.name, kind.__name__)
-            _unique(existing, item.name, kind.__name__)
+            _unique(existing, item.name, kind.__name__, items, "name")
             if hasattr(item, "func") and not callable(item.func):
                 raise PluginError(f"{kind.__name__} '{item.name}': func is not callable")
         return items
@@ -182,6 +191,14 @@ class _Stage:
         for route in routes:
             if not route.rule.startswith("/"):
                 raise PluginError(f"API route '{route.rule}' must start with '/'")
+            known = set(self.state.permissions) | {
+                p.code for p in self.items.get("portal_permissions", [])
+            }
+            if route.permission and route.permission not in known:
+                # A typo would otherwise answer 403 to everyone, silently.
+                raise PluginError(
+                    f"API route '{route.rule}' needs undeclared permission '{route.permission}'"
+                )
         return routes
 
     def accept(self, app: Flask) -> None:
@@ -213,6 +230,7 @@ class _Stage:
             prefix = blueprint.url_prefix if plugin == CORE else f"/{plugin}"
             app.register_blueprint(blueprint, url_prefix=prefix)
             state.blueprints.append((plugin, blueprint))
+            state.blueprint_owner[blueprint.name] = plugin
             for endpoint in getattr(blueprint, "public_endpoints", ()):
                 state.public_endpoints.add(f"{blueprint.name}.{endpoint}")
 
