@@ -16,6 +16,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +24,19 @@ import sqlalchemy as sa
 
 DEMO_TEST_PASSWORD = "correct-horse-42"  # noqa: S105 - the password test people get
 CHROMIUM = "/usr/bin/chromium"
+
+
+def throwaway_plugin(name: str, requires: tuple[str, ...] = (), **hooks: Callable[..., Any]) -> Any:
+    """A plugin made up in a test: a module-like object whose attributes are hook
+    implementations, for ``make_app(plugins=[(name, throwaway_plugin(name, ...))])``.
+    ``portal_plugin_meta`` is supplied (name, title, ``requires``) unless given."""
+    from portal.plugins import PluginMeta, hookimpl
+
+    def meta() -> PluginMeta:
+        return PluginMeta(name=name, title=name.title(), version="1.0", requires=requires)
+
+    hooks.setdefault("portal_plugin_meta", meta)
+    return SimpleNamespace(**{hook: hookimpl(function) for hook, function in hooks.items()})
 
 
 def _database_url(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -46,6 +46,7 @@ from portal.plugins import (
     hookimpl,
     hookspecs,
 )
+from portal.testing import throwaway_plugin as make_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "plugins.md"
@@ -59,19 +60,6 @@ HOOKS = sorted(
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def make_plugin(name: str, requires: tuple[str, ...] = (), **hooks: Callable[..., Any]) -> Any:
-    """A throwaway plugin: a module-like object whose attributes are hook implementations.
-
-    ``portal_plugin_meta`` is supplied (name, title, ``requires``) unless given.
-    """
-
-    def meta() -> PluginMeta:
-        return PluginMeta(name=name, title=name.title(), version="1.0", requires=requires)
-
-    hooks.setdefault("portal_plugin_meta", meta)
-    return SimpleNamespace(**{hook: hookimpl(function) for hook, function in hooks.items()})
 
 
 def records(app: Any) -> dict[str, Any]:
