@@ -131,21 +131,13 @@ def users_create(
     }
     from .api import ApiError, validated
 
-    with current_app.test_request_context():
+    # The same form as the admin page and the API validate the input (they need a request).
+    with current_app.test_request_context(), acting_as("cli:users create"):
         try:
-            validated(UserForm, data, creating=True)
+            form = validated(UserForm, data, creating=True)
+            user = create_user(**form.person_fields())
         except ApiError as error:
             raise click.ClickException(_field_messages(error.fields)) from None
-    with acting_as("cli:users create"):
-        try:
-            user = create_user(
-                username=username,
-                display_name=display_name,
-                password=password,
-                roles=list(roles),
-                unit_id=data["unit_id"],
-                email=email,
-            )
         except ValidationFailed as error:
             db.session.rollback()
             raise click.ClickException(_field_messages(error.fields)) from None

@@ -8,11 +8,10 @@ import sqlalchemy as sa
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from portal.auth.models import User
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.org.models import OrgUnit
-from portal.org.services import subordinates, supervisor_of
+from portal.org.services import head_counts, subordinates, supervisor_of
 from portal.settings import get_setting
 
 bp = Blueprint("organisation", __name__, template_folder="templates")
@@ -34,13 +33,7 @@ def chart() -> Any:
     units = db.session.scalars(
         sa.select(OrgUnit).where(OrgUnit.active.is_(True)).order_by(OrgUnit.path).limit(2000)
     ).all()
-    counts = dict(
-        db.session.execute(
-            sa.select(User.unit_id, sa.func.count())
-            .where(User.active.is_(True))
-            .group_by(User.unit_id)
-        ).all()
-    )
+    counts = head_counts()
     return render_template(
         "organisation/chart.html",
         units=units,

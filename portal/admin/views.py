@@ -92,18 +92,7 @@ def user_new() -> Any:
     if form.is_submitted():
         if form.validate():
             try:
-                user = services.create_user(
-                    username=form.username.data,
-                    display_name=form.display_name.data,
-                    password=form.password.data,
-                    roles=form.roles.data,
-                    unit_id=form.unit_id.data,
-                    email=form.email.data,
-                    phone=form.phone.data,
-                    title=form.title.data,
-                    active=form.active.data,
-                    actor_id=current_user.id,
-                )
+                user = services.create_user(**form.person_fields(), actor_id=current_user.id)
                 db.session.commit()
                 flash(_("%(name)s was created.", name=user.display_name), "success")
                 return redirect(url_for("admin.users"), 303)
@@ -220,13 +209,7 @@ def role_edit(role_id: int | None = None) -> Any:
 @require_permission("core.org.manage")
 def units() -> Any:
     """The organisation tree with leaders and head counts."""
-    counts = dict(
-        db.session.execute(
-            sa.select(User.unit_id, sa.func.count())
-            .where(User.active.is_(True))
-            .group_by(User.unit_id)
-        ).all()
-    )
+    counts = services.head_counts()
     tree = db.session.scalars(sa.select(OrgUnit).order_by(OrgUnit.path).limit(2000)).all()
     kinds = current_app.extensions["portal"].unit_kinds
     return render_template("admin/units.html", tree=tree, counts=counts, kinds=kinds)

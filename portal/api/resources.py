@@ -120,18 +120,9 @@ def create_user() -> Any:
     """Create a person (needs core.users.manage)."""
     form = validated(UserForm, json_body(), creating=True)
     try:
-        user = services.create_user(
-            username=form.username.data,
-            display_name=form.display_name.data,
-            password=form.password.data,
-            roles=form.roles.data,
-            unit_id=form.unit_id.data,
-            email=form.email.data,
-            phone=form.phone.data,
-            title=form.title.data,
-            active=form.active.data if "active" in request.get_json() else True,
-            actor_id=current_api_user().id,
-        )
+        fields = form.person_fields()
+        fields["active"] = fields["active"] if "active" in request.get_json() else True
+        user = services.create_user(**fields, actor_id=current_api_user().id)
     except services.ValidationFailed as error:
         raise _failed(error) from None
     db.session.commit()

@@ -115,6 +115,23 @@ class UserForm(FlaskForm):
             self.password.validators = [DataRequired(), Length(max=256), strong_enough]
             self.password.flags.required = True
 
+    def person_fields(self) -> dict[str, object]:
+        """The validated fields as ``services.create_user`` takes them."""
+        return {
+            name: getattr(self, name).data
+            for name in (
+                "username",
+                "display_name",
+                "password",
+                "roles",
+                "unit_id",
+                "email",
+                "phone",
+                "title",
+                "active",
+            )
+        }
+
 
 class UnitForm(FlaskForm):
     """Create or edit an organisation unit."""

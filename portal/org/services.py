@@ -243,3 +243,14 @@ def supervisor_of(user: User) -> User | None:
         if leader_id and leader_id != user.id:
             return db.session.get(User, leader_id)
     return None
+
+
+def head_counts() -> dict[int | None, int]:
+    """Active people per unit id (one grouped query), for the tree and the chart."""
+    return dict(
+        db.session.execute(
+            sa.select(User.unit_id, sa.func.count())
+            .where(User.active.is_(True))
+            .group_by(User.unit_id)
+        ).all()
+    )
