@@ -119,6 +119,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     security.install(app)
     web.install(app)
+    from .rules.service import RuleService
+
+    app.extensions["portal_rules"] = RuleService(app)
     app.register_blueprint(build_api(state))
     run_startup(app, state)
     return app

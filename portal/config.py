@@ -35,3 +35,8 @@ PORTAL_LOCALES = ["en", "zh_CN"]
 
 PAGE_SIZE = 25
 API_MAX_PAGE_SIZE = 200
+
+# Rules: how often a worker checks for a newly published version (seconds), and whether
+# it also picks up edited files in rules/ and instance/rules/.
+RULES_REFRESH_SECONDS = 2
+RULES_WATCH_FILES = True

@@ -21,6 +21,7 @@ from .plugins import (
     Permission,
     PluginMeta,
     RoleSpec,
+    RuleAction,
     SettingSpec,
     hookimpl,
 )
@@ -37,6 +38,7 @@ def portal_models() -> None:
     from .audit import models as audit_models  # noqa: F401
     from .auth import models as auth_models  # noqa: F401
     from .org import models as org_models  # noqa: F401
+    from .rules import models as rule_models  # noqa: F401
 
 
 @hookimpl
@@ -90,6 +92,16 @@ def portal_permissions() -> list[Permission]:
         Permission("core.settings.manage", _l("Change settings"), default_roles=("admin",)),
         Permission("core.plugins.view", _l("See installed plugins"), default_roles=("admin",)),
         Permission("core.audit.read", _l("Read the audit log"), default_roles=("admin", "auditor")),
+        Permission(
+            "core.rules.read",
+            _l("Read the rule files and their decisions"),
+            default_roles=("admin", "auditor"),
+        ),
+        Permission(
+            "core.rules.manage",
+            _l("Edit, test, simulate and publish rule files"),
+            default_roles=("admin",),
+        ),
     ]
 
 
@@ -116,8 +128,9 @@ def portal_settings() -> list[SettingSpec]:
 @hookimpl
 def portal_cli_commands() -> list[Any]:
     from . import cli
+    from .rules.cli import rules_command
 
-    return [cli.users, cli.plugins_command, cli.init_db, cli.demo]
+    return [cli.users, cli.plugins_command, cli.init_db, cli.demo, rules_command]
 
 
 def purge_login_attempts() -> int:
@@ -141,6 +154,36 @@ def portal_jobs() -> list[Job]:
             every_seconds=86400,
             description="Delete old login attempts",
         )
+    ]
+
+
+def flag_action(context: dict[str, Any], decision: Any, message: str) -> None:
+    """Rule action ``flag``: attach a warning the page shows next to the record."""
+    context.setdefault("flags", []).append({"rule": decision.label, "message": message})
+
+
+def block_action(context: dict[str, Any], decision: Any, message: str) -> None:
+    """Rule action ``block``: refuse the change with the rule's message."""
+    from .rules.service import RuleBlocked
+
+    raise RuleBlocked(message)
+
+
+@hookimpl
+def portal_rule_actions() -> list[RuleAction]:
+    return [
+        RuleAction(
+            "core.flag",
+            flag_action,
+            arguments={"message": str},
+            description="Attach a warning to the record",
+        ),
+        RuleAction(
+            "core.block",
+            block_action,
+            arguments={"message": str},
+            description="Refuse the change with a message",
+        ),
     ]
 
 

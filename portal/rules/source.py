@@ -1,0 +1,111 @@
+"""Reading a rule file: YAML to plain data, remembering where every value stood.
+
+Errors must point an admin at the file, line and column of the mistake, so the loader
+keeps a map from each value's path (``("rules", 2, "when", "amount")``) to its position.
+YAML's implicit typing is narrowed on purpose: only JSON-like scalars (no dates, no
+"yes"/"no" booleans, no octal), so ``no`` stays the string "no" and nothing surprises
+an admin who writes a value the way it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path_ = tuple[Any, ...]
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)$")
+
+
+@dataclass
+class Located:
+    """Parsed data plus the (line, column) of every path in it, both 1-based."""
+
+    data: Any
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_) -> tuple[int, int]:
+        """Where ``path`` stood, or its nearest enclosing value."""
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+
+class SourceError(ValueError):
+    """The file is not readable YAML; ``line``/``column`` say where."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    value = node.value
+    if node.style is not None:  # quoted: always a string
+        return value
+    if value in ("true", "True", "TRUE"):
+        return True
+    if value in ("false", "False", "FALSE"):
+        return False
+    if value in ("null", "Null", "NULL", "~", ""):
+        return None
+    if _INT.match(value):
+        return int(value)
+    if _FLOAT.match(value):
+        return float(value)
+    return value
+
+
+MAX_VALUES = 20_000  # YAML aliases can multiply a small file; a rule file never needs more
+
+
+def _build(node: yaml.Node, path: Path_, positions: dict[Path_, tuple[int, int]]) -> Any:
+    if len(positions) > MAX_VALUES:
+        raise SourceError("the file is too large or nests aliases too deeply", 1, 1)
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, index), positions) for index, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SourceError(
+                    "a key must be a plain word",
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            key = _scalar(key_node)
+            if key in result:
+                raise SourceError(
+                    f"'{key}' appears twice",
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            result[key] = _build(value_node, (*path, key), positions)
+        return result
+    raise SourceError("unsupported YAML", node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def parse(text: str) -> Located:
+    """Parse one YAML document into data and positions, or raise SourceError."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SourceError(str(error.problem or error), line, column) from None
+    except yaml.YAMLError as error:
+        raise SourceError(str(error), 1, 1) from None
+    if node is None:
+        raise SourceError("the file is empty", 1, 1)
+    positions: dict[Path_, tuple[int, int]] = {}
+    data = _build(node, (), positions)
+    return Located(data, positions)
