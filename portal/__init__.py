@@ -10,24 +10,47 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from . import config as default_config
 from .extensions import babel, csrf, db, htmx, login_manager, migrate
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:id>`` that only matches ids a database column can hold."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**62)
+        super().__init__(url_map, *args, **kwargs)
+
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
 def _secret_key(instance_path: str) -> str:
-    """Read the installation's secret key, creating it on first start (never hard-coded)."""
+    """Read the installation's secret key, creating it on first start (never hard-coded).
+
+    Created exclusively and private from the first byte, so two workers starting at once
+    agree on one key and no other user can ever read it."""
     path = Path(instance_path) / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+    for _ in range(50):  # another worker may be writing it this very moment
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty; delete it and start again")
 
 
 def _configure(app: Flask, config: dict[str, Any] | None) -> None:
@@ -83,6 +106,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__, instance_relative_config=True, instance_path=(config or {}).get("INSTANCE_PATH")
     )
+    # Ids in URLs are bounded: a 30-digit id answers 404 instead of overflowing the database.
+    app.url_map.converters["int"] = BoundedIntConverter
     _configure(app, config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
 

@@ -168,6 +168,21 @@ def users_token(username: str, name: str) -> None:
     click.echo(token)
 
 
+@users.command("revoke-tokens")
+@click.argument("username")
+@click.option("--name", default=None, help="Only the tokens with this name.")
+@with_appcontext
+def users_revoke_tokens(username: str, name: str | None) -> None:
+    """Revoke a person's API tokens (all of them, or those with --name)."""
+    from .auth.services import revoke_tokens
+
+    user = _person(username)
+    with acting_as("cli:users revoke-tokens"):
+        count = revoke_tokens(user, name)
+        db.session.commit()
+    click.echo(f"Revoked {count} token(s) of {username}.")
+
+
 @users.command("list")
 @with_appcontext
 def users_list() -> None:

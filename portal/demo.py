@@ -10,6 +10,7 @@ from .auth.services import set_password
 from .extensions import db
 from .org.models import OrgUnit
 
+DEMO_EMAIL_DOMAIN = "demo.example.com"  # reserved for examples; a valid address to edit
 # Demo accounts are for trying the portal out; the password is printed by `portal demo`.
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed demo password, by design
 
@@ -33,7 +34,7 @@ def ensure_person(
         roles=role_rows,
         unit=unit,
         title=title,
-        email=email or f"{username}@demo.invalid",
+        email=email or f"{username}@{DEMO_EMAIL_DOMAIN}",
         password_hash="",
     )
     set_password(user, DEMO_PASSWORD)
@@ -71,6 +72,6 @@ def run_demo(app: Flask) -> list[User]:
         raise
     return list(
         db.session.scalars(
-            sa.select(User).where(User.email.like("%@demo.invalid")).order_by(User.id)
+            sa.select(User).where(User.email.like(f"%@{DEMO_EMAIL_DOMAIN}")).order_by(User.id)
         )
     )

@@ -10,13 +10,22 @@ from flask_sqlalchemy.pagination import Pagination
 
 from .extensions import db
 
+MAX_PAGE = 1_000_000  # beyond any real list; a larger number would overflow the database
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for LIKE with the user's own % and _ taken literally (escape char \\)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
 
 def paginate(statement: sa.Select, per_page: int | None = None, api: bool = False) -> Pagination:
     """One page of ``statement`` from ``?page=`` and ``?per_page=``, bounded by config."""
     maximum = current_app.config["API_MAX_PAGE_SIZE"] if api else 100
+    page = request.args.get("page", 1, type=int) or 1
     return db.paginate(
         statement,
-        page=request.args.get("page", 1, type=int),
+        page=min(max(page, 1), MAX_PAGE),
         per_page=per_page
         or request.args.get("per_page", current_app.config["PAGE_SIZE"], type=int),
         max_per_page=maximum,

@@ -72,7 +72,7 @@ def _unauthorized() -> Response:
 
 def _headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY  # no view may loosen it
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")

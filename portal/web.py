@@ -26,6 +26,7 @@ from werkzeug.routing import BuildError
 
 from . import assets
 from .i18n import current_locale, supported_locales
+from .plugins.types import NavItem, Widget
 from .scoping import SCOPE_LABELS
 
 log = logging.getLogger("portal.web")
@@ -38,7 +39,7 @@ def home() -> str:
     """The dashboard: tiles contributed by plugins, each loaded by htmx."""
     widgets = []
     for plugin, widget in current_app.extensions["portal"].host.contributions(
-        "portal_dashboard_widgets", user=current_user
+        "portal_dashboard_widgets", Widget, user=current_user
     ):
         if widget.permission is not None and not current_user.can(widget.permission):
             continue
@@ -86,7 +87,7 @@ def nav_items(section: str = "main") -> list[dict[str, Any]]:
         return []
     links = []
     contributions = current_app.extensions["portal"].host.contributions(
-        "portal_nav_items", user=current_user
+        "portal_nav_items", NavItem, user=current_user
     )
     for plugin, item in sorted(contributions, key=lambda pair: pair[1].order):
         if item.section != section:
@@ -94,8 +95,8 @@ def nav_items(section: str = "main") -> list[dict[str, Any]]:
         if item.permission and not current_user.can(item.permission):
             continue
         try:
-            url = url_for(item.endpoint, **item.url_kwargs)
-        except BuildError:
+            url = url_for(item.endpoint, **dict(item.url_kwargs or {}))
+        except (BuildError, TypeError, ValueError):
             log.error("plugin %s: nav item endpoint %s does not exist", plugin, item.endpoint)
             continue
         active = request.endpoint == item.endpoint or (request.path.startswith(url) and url != "/")

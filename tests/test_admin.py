@@ -224,3 +224,93 @@ def test_admin_plugins_page_lists_plugins_and_hooks(
     login(client, "admin")
     page = client.get("/admin/plugins").get_data(as_text=True)
     assert "organisation" in page and "portal_roles" in page
+
+
+def test_p2_nobody_hands_out_rights_they_do_not_hold(
+    app: Any, client: Any, login: Any, org: dict[str, int]
+) -> None:
+    from portal.auth.models import RolePermission
+
+    # A people manager (may manage people, nothing else) cannot make anyone an admin.
+    with app.app_context():
+        role = Role(
+            code="people_admin", name="People admin", read_scope="all", write_scope="all", rank=50
+        )
+        role.grants = [RolePermission(code="core.users.manage")]
+        db.session.add(role)
+        db.session.commit()
+    login(client, "admin")
+    client.post(
+        f"/admin/users/{org['manager']}",
+        data={
+            "username": "manager",
+            "display_name": "Manager",
+            "roles": ["manager", "people_admin"],
+            "unit_id": str(org["company"]),
+            "active": "y",
+        },
+    )
+    client.post("/logout")
+    login(client, "manager")
+    response = client.post(
+        f"/admin/users/{org['li']}",
+        data={
+            "username": "li",
+            "display_name": "Li",
+            "roles": ["salesperson", "admin"],
+            "unit_id": str(org["shanghai"]),
+            "active": "y",
+        },
+    )
+    assert response.status_code == 422
+    assert "carry rights you do not have" in response.get_data(as_text=True)
+    ok = client.post(
+        f"/admin/users/{org['li']}",
+        data={
+            "username": "li",
+            "display_name": "Li Na",
+            "roles": ["salesperson"],
+            "unit_id": str(org["shanghai"]),
+            "active": "y",
+        },
+    )
+    assert ok.status_code == 303
+
+
+def test_p2_the_last_role_manager_cannot_lose_the_right(
+    app: Any, client: Any, login: Any, org: dict[str, int]
+) -> None:
+    from portal.org.services import ValidationFailed, update_user
+
+    with app.app_context():
+        admin = db.session.get(User, org["admin"])
+        try:
+            update_user(admin, {"roles": ["manager"]})
+            raise AssertionError("the last admin lost the right to manage roles")
+        except ValidationFailed as failure:
+            assert "roles" in failure.fields
+        db.session.rollback()
+
+
+def test_p2_demo_people_can_be_edited_as_they_are(app: Any, client: Any) -> None:
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    client.post("/login", data={"username": "admin", "password": "demo-pass-2026"})
+    with app.app_context():
+        li = db.session.scalars(sa.select(User).where(User.username == "sales_li")).one()
+        other_team = db.session.scalars(
+            sa.select(OrgUnit).where(OrgUnit.name.like("Guangzhou%"))
+        ).one()
+        email, li_id, unit_id = li.email, li.id, other_team.id
+    response = client.post(
+        f"/admin/users/{li_id}",
+        data={
+            "username": "sales_li",
+            "display_name": "Li Na / 李娜",
+            "email": email,
+            "roles": ["salesperson"],
+            "unit_id": str(unit_id),
+            "active": "y",
+        },
+    )
+    assert response.status_code == 303

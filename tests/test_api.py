@@ -230,3 +230,60 @@ def test_openapi_document_covers_every_endpoint_and_needs_no_login(app: Any, cli
     body = create["requestBody"]["content"]["application/json"]["schema"]
     assert {"username", "display_name", "roles"} <= set(body["required"])
     assert body["properties"]["username"]["maxLength"] == 64
+
+
+def test_p2_api_fields_must_have_the_right_json_type(
+    client: Any, org: dict[str, int], api_token: Any
+) -> None:
+    token = api_token("admin")
+    for value in ("0", "no", "off", 0):
+        response = client.patch(
+            f"/api/v1/users/{org['li']}", headers=_auth(token), json={"active": value}
+        )
+        assert response.status_code == 422, value
+        assert "active" in response.json["error"]["fields"]
+    for body in (
+        {
+            "username": ["li2"],
+            "display_name": "X",
+            "password": "long-enough-1",
+            "roles": ["salesperson"],
+        },
+        {"display_name": {"a": 1}},
+        {"roles": "salesperson"},
+    ):
+        response = client.post("/api/v1/users", headers=_auth(token), json=body)
+        assert response.status_code == 422, body
+    huge = client.patch(
+        f"/api/v1/users/{org['li']}", headers=_auth(token), json={"unit_id": 10**30}
+    )
+    assert huge.status_code == 422
+    assert client.get(f"/api/v1/users/{org['li']}", headers=_auth(token)).json["active"] is True
+
+
+def test_absurd_numbers_in_urls_answer_404_or_a_page_not_500(
+    client: Any, org: dict[str, int], api_token: Any, login: Any
+) -> None:
+    token = api_token("admin")
+    huge = "9" * 30
+    assert client.get(f"/api/v1/users/{huge}", headers=_auth(token)).status_code == 404
+    assert client.get(f"/api/v1/users?page={huge}", headers=_auth(token)).status_code == 200
+    login(client, "admin")
+    for url in (
+        f"/people/{huge}",
+        f"/admin/users/{huge}",
+        f"/admin/units/{huge}",
+        f"/admin/users?unit={huge}",
+    ):
+        assert client.get(url).status_code in (200, 404), url
+    assert client.get(f"/people/?page={huge}").status_code == 200
+
+
+def test_p6_3_revoked_and_disabled_tokens_stop_working(
+    app: Any, client: Any, org: dict[str, int], api_token: Any
+) -> None:
+    token = api_token("li")
+    assert client.get("/api/v1/me", headers=_auth(token)).status_code == 200
+    result = app.test_cli_runner().invoke(args=["users", "revoke-tokens", "li"])
+    assert "Revoked 1 token(s)" in result.output
+    assert client.get("/api/v1/me", headers=_auth(token)).status_code == 401

@@ -139,3 +139,45 @@ def test_passwords_are_hashed_never_stored(app: Any, make_person: Any) -> None:
     with app.app_context():
         stored = db.session.get(User, user_id).password_hash
         assert DEMO_TEST_PASSWORD not in stored and stored.startswith("pbkdf2:")
+
+
+def test_a_copied_cookie_is_worthless_after_logout(app: Any, make_person: Any, login: Any) -> None:
+    make_person("li")
+    client = app.test_client()
+    login(client, "li")
+    stolen = client.get_cookie("session").value
+    client.post("/logout")
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/").status_code == 302
+
+
+def test_a_login_ends_after_the_absolute_lifetime_however_active(
+    app: Any, make_person: Any, login: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from portal.auth.models import UserSession
+
+    make_person("li")
+    client = app.test_client()
+    login(client, "li")
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        session_row = db.session.scalars(sa.select(UserSession)).one()
+        session_row.created_at = (
+            datetime.now(UTC) - app.config["PERMANENT_SESSION_LIFETIME"] - timedelta(minutes=1)
+        )
+        db.session.commit()
+    assert client.get("/").status_code == 302
+
+
+def test_throttling_cannot_be_dodged_with_spaces_around_the_name(
+    app: Any, client: Any, make_person: Any
+) -> None:
+    make_person("li")
+    for attempt in range(app.config["LOGIN_MAX_FAILURES"]):
+        name = " " * attempt + "li" + " " * attempt
+        client.post("/login", data={"username": name, "password": "bad-guess"})
+    response = client.post("/login", data={"username": "  li ", "password": DEMO_TEST_PASSWORD})
+    assert response.status_code == 429

@@ -155,3 +155,28 @@ def test_p2_unscoped_model_is_refused(app: Any, org: dict[str, int]) -> None:
         user = db.session.get(User, org["li"])
         with pytest.raises(TypeError, match="cannot be scoped"):
             scoped(sa.select(OrgUnit), OrgUnit, user)
+
+
+def test_p2_3_a_team_list_never_shows_more_than_the_viewers_scope(
+    client: Any, login: Any, org: dict[str, int], app: Any
+) -> None:
+    from portal.org.services import save_unit
+
+    # Li (salesperson in the East) is made leader of the Guangzhou team in the South.
+    with app.app_context():
+        guangzhou = db.session.get(OrgUnit, org["guangzhou"])
+        save_unit(guangzhou, "Guangzhou", "team", org["south"], org["li"])
+        db.session.commit()
+    login(client, "sup_east")
+    assert client.get(f"/people/{org['zhao']}").status_code == 404
+    assert "Zhao" not in client.get(f"/people/{org['li']}").get_data(as_text=True)
+    client.post("/logout")
+    login(client, "li")  # own scope: leading a unit does not widen it
+    assert "Zhao" not in client.get(f"/people/{org['li']}").get_data(as_text=True)
+
+
+def test_p2_search_treats_wildcards_literally(client: Any, login: Any, org: dict[str, int]) -> None:
+    login(client, "admin")
+    assert "No one matches." in client.get("/people/?q=%25").get_data(as_text=True)
+    assert "No one matches." in client.get("/admin/users?q=%25").get_data(as_text=True)
+    assert ">Li<" in client.get("/admin/users?q=li").get_data(as_text=True)

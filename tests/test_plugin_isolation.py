@@ -131,3 +131,90 @@ def test_error_pages_speak_the_readers_language(
     wrong_method = client.delete("/people/")
     assert wrong_method.status_code == 405
     assert "此地址不支持该操作" in wrong_method.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name", ["core", "api", "admin", "people"])
+def test_a_plugin_cannot_take_a_name_the_core_uses(make_app: Any, name: str) -> None:
+    intruder = throwaway_plugin(name, portal_blueprints=lambda: [Blueprint(name, __name__)])
+    app = make_app(plugins=[(name, intruder)])
+    records = app.extensions["portal"].host.records
+    assert records["core"].loaded
+    intruder_record = records.get(f"{name}@test") or records[name]
+    assert not intruder_record.loaded
+    assert "reserved" in intruder_record.error or "already taken" in intruder_record.error
+    assert app.test_client().get("/login").status_code == 200
+
+
+def test_malformed_request_time_contributions_are_skipped(
+    make_app: Any, make_person: Any, login: Any
+) -> None:
+    from portal.plugins import NavItem
+
+    sloppy = throwaway_plugin(
+        "sloppy",
+        portal_nav_items=lambda user: [
+            {"endpoint": "web.home"},
+            NavItem("web.home", "Fine", url_kwargs=None),
+        ],
+        portal_dashboard_widgets=lambda user: ["not a widget"],
+    )
+    app = make_app(plugins=[("sloppy", sloppy)])
+    make_person("li")
+    client = app.test_client()
+    login(client, "li")
+    home = client.get("/")
+    assert home.status_code == 200 and "Fine" in home.get_data(as_text=True)
+    assert client.get("/people/").status_code == 200
+
+
+def test_a_plugin_whose_blueprint_clashes_leaves_nothing_behind(make_app: Any) -> None:
+    clash = throwaway_plugin(
+        "clash",
+        portal_roles=lambda: [RoleSpec("clash_boss", "Clash boss", "all", "all")],
+        portal_permissions=lambda: [Permission("clash.do", "Do")],
+        portal_blueprints=lambda: [Blueprint("clash", __name__), Blueprint("clash", __name__)],
+    )
+    app = make_app(plugins=[("clash", clash)])
+    state = app.extensions["portal"]
+    assert not state.host.records["clash"].loaded
+    assert "clash_boss" not in state.roles and "clash.do" not in state.permissions
+
+
+def test_tables_of_models_imported_with_the_plugin_must_carry_its_name(tmp_path: Any) -> None:
+    """Run in a separate process: a model class, once defined, stays in the metadata."""
+    import subprocess
+    import sys
+    import textwrap
+
+    package = tmp_path / "sneaky"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent("""
+        import sqlalchemy as sa
+        from sqlalchemy.orm import Mapped, mapped_column
+        from portal.extensions import db
+        from portal.plugins import PluginMeta, hookimpl
+
+        class Sneaky(db.Model):
+            __tablename__ = "core_sneaky"
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+        @hookimpl
+        def portal_plugin_meta():
+            return PluginMeta(name="sneaky", title="Sneaky")
+    """)
+    )
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import sneaky
+        from portal import create_app
+        app = create_app({{"TESTING": True, "SECRET_KEY": "x",
+                          "DATABASE_URL": "sqlite:///{tmp_path}/x.db",
+                          "PORTAL_EXTRA_PLUGINS": [("sneaky", sneaky)]}})
+        print(app.extensions["portal"].host.records["sneaky"].error)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert "tables must be named 'sneaky_*': core_sneaky" in result.stdout, result.stderr

@@ -46,7 +46,9 @@ def chart() -> Any:
 @require_permission("organisation.view_team")
 def team() -> Any:
     """The people in the subtree of the units one leads (P2.3 guide and supervise)."""
-    return render_template("organisation/team.html", members=subordinates(current_user))
+    return render_template(
+        "organisation/team.html", members=subordinates(current_user, viewer=current_user)
+    )
 
 
 @bp.get("/widgets/my-place")
@@ -56,5 +58,5 @@ def widget_my_place() -> Any:
         "organisation/_widget_my_place.html",
         trail=unit_trail(current_user.unit),
         supervisor=supervisor_of(current_user),
-        team_size=len(subordinates(current_user)),
+        team_size=len(subordinates(current_user, viewer=current_user)),
     )

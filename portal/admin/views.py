@@ -21,7 +21,7 @@ from flask_login import current_user
 from ..auth.models import Role, RolePermission, User, user_roles
 from ..auth.permissions import require_permission
 from ..extensions import db
-from ..listing import paginate
+from ..listing import like_pattern, paginate
 from ..org import services
 from ..org.forms import RoleForm, UnitForm, UserForm
 from ..org.models import OrgUnit
@@ -51,13 +51,13 @@ def users() -> Any:
     if query:
         statement = statement.where(
             sa.or_(
-                User.display_name.ilike(f"%{query}%"),
-                User.username.ilike(f"%{query}%"),
-                User.email.ilike(f"%{query}%"),
+                User.display_name.ilike(like_pattern(query), escape="\\"),
+                User.username.ilike(like_pattern(query), escape="\\"),
+                User.email.ilike(like_pattern(query), escape="\\"),
             )
         )
     unit_id = request.args.get("unit", type=int)
-    if unit_id:
+    if unit_id and 0 < unit_id < 2**62:
         unit = db.session.get(OrgUnit, unit_id)
         if unit:
             statement = statement.join(OrgUnit, User.unit_id == OrgUnit.id).where(
@@ -92,7 +92,7 @@ def user_new() -> Any:
     if form.is_submitted():
         if form.validate():
             try:
-                user = services.create_user(**form.person_fields(), actor_id=current_user.id)
+                user = services.create_user(**form.person_fields(), actor=current_user)
                 db.session.commit()
                 flash(_("%(name)s was created.", name=user.display_name), "success")
                 return redirect(url_for("admin.users"), 303)
@@ -132,7 +132,7 @@ def user_edit(user_id: int) -> Any:
                     )
                 }
                 try:
-                    services.update_user(person, changes, actor_id=current_user.id)
+                    services.update_user(person, changes, actor=current_user)
                     db.session.commit()
                     flash(_("%(name)s was saved.", name=person.display_name), "success")
                     return redirect(url_for("admin.users"), 303)

@@ -69,19 +69,9 @@ def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> 
 
     Unknown keys are refused (a typo must not be silently ignored).
     """
-    formdata = MultiDict()
-    for key, value in body.items():
-        if isinstance(value, list):
-            formdata.setlist(key, ["" if v is None else v for v in value])
-        elif isinstance(value, bool):
-            if value:
-                formdata[key] = "y"
-        elif value is None:
-            formdata[key] = ""
-        else:
-            formdata[key] = value
-    form = form_class(formdata=formdata, meta={"csrf": False}, **form_kwargs)
-    unknown = sorted(set(body) - {field.name for field in form})
+    form = form_class(formdata=MultiDict(), meta={"csrf": False}, **form_kwargs)
+    fields = {field.name: field for field in form}
+    unknown = sorted(set(body) - set(fields))
     if unknown:
         raise ApiError(
             400,
@@ -89,6 +79,31 @@ def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> 
             _("Unknown fields: %(names)s", names=", ".join(unknown)),
             {name: [_("Unknown field.")] for name in unknown},
         )
+    # JSON types must fit the field: true/false for a yes/no field (the string "no" is
+    # not false), a list only for a multiple choice, never an object.
+    formdata = MultiDict()
+    wrong: dict[str, list[str]] = {}
+    for key, value in body.items():
+        field = fields[key]
+        if isinstance(field, BooleanField):
+            if not isinstance(value, bool):
+                wrong[key] = [_("Use true or false.")]
+            elif value:
+                formdata[key] = "y"
+        elif isinstance(field, SelectMultipleField):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                wrong[key] = [_("Use a list of values.")]
+            else:
+                formdata.setlist(key, value)
+        elif value is None:
+            formdata[key] = ""
+        elif isinstance(value, dict | list | bool):
+            wrong[key] = [_("Use a single value.")]
+        else:
+            formdata[key] = str(value)
+    if wrong:
+        raise ApiError(422, "validation_failed", _("Some fields are not valid."), wrong)
+    form = form_class(formdata=formdata, meta={"csrf": False}, **form_kwargs)
     if not form.validate():
         raise ApiError(
             422,

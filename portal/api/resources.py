@@ -11,7 +11,7 @@ from ..audit.models import AuditEvent
 from ..audit.views import filtered_events
 from ..auth.models import User
 from ..extensions import db
-from ..listing import paginate
+from ..listing import like_pattern, paginate
 from ..org import services
 from ..org.forms import UnitForm, UserForm
 from ..org.models import OrgUnit
@@ -101,7 +101,9 @@ def list_users() -> Any:
     """People in the caller's read scope."""
     statement = scoped(sa.select(User), User, current_api_user()).order_by(User.id)
     if request.args.get("q"):
-        statement = statement.where(User.username.ilike(f"%{request.args['q'][:64]}%"))
+        statement = statement.where(
+            User.username.ilike(like_pattern(request.args["q"][:64]), escape="\\")
+        )
     return page_response(paginate(statement, api=True), user_json)
 
 
@@ -122,7 +124,7 @@ def create_user() -> Any:
     try:
         fields = form.person_fields()
         fields["active"] = fields["active"] if "active" in request.get_json() else True
-        user = services.create_user(**fields, actor_id=current_api_user().id)
+        user = services.create_user(**fields, actor=current_api_user())
     except services.ValidationFailed as error:
         raise _failed(error) from None
     db.session.commit()
@@ -149,7 +151,7 @@ def patch_user(user_id: int) -> Any:
         )
     changes = {key: getattr(form, key).data for key in body}
     try:
-        services.update_user(user, changes, actor_id=current_api_user().id)
+        services.update_user(user, changes, actor=current_api_user())
     except services.ValidationFailed as error:
         raise _failed(error) from None
     db.session.commit()

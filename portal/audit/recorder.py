@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import MANYTOONE, Session
 
 from .models import AuditEvent
 
@@ -49,12 +49,13 @@ def _current_actor() -> tuple[int | None, str, str]:
         address = request.remote_addr or ""
         from flask_login import current_user
 
-        if explicit is None and current_user and current_user.is_authenticated:
-            return current_user.id, current_user.username, address
         if explicit is None:
+            # On the API the token's owner acts, whatever cookie the client also sends.
             api_user = getattr(request, "api_user", None)
             if api_user is not None:
                 return api_user.id, f"api:{api_user.username}", address
+            if current_user and current_user.is_authenticated:
+                return current_user.id, current_user.username, address
             return None, "anonymous", address
     if explicit is None:
         return None, "system", address
@@ -121,7 +122,29 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
         new = history.added[0] if history.added else None
         before[attr.key] = _column_value(column, old)
         after[attr.key] = _column_value(column, new)
+    # A reference changed through its relationship (person.unit = east) shows as the
+    # foreign key it will write (unit_id), which the column history does not hold yet.
+    for rel in state.mapper.relationships:
+        if rel.direction is not MANYTOONE or rel.viewonly:
+            continue
+        history = state.attrs[rel.key].history
+        if not history.has_changes():
+            continue
+        old_target = history.deleted[0] if history.deleted else None
+        new_target = history.added[0] if history.added else None
+        for local, remote in rel.local_remote_pairs:
+            key = state.mapper.get_property_by_column(local).key
+            before.setdefault(key, _jsonable(_attribute_of(old_target, remote)))
+            after[key] = _jsonable(_attribute_of(new_target, remote))
+            audited_change = True
     return before, after, audited_change
+
+
+def _attribute_of(target: Any, column: Any) -> Any:
+    if target is None:
+        return None
+    mapper = sa.inspect(target).mapper
+    return getattr(target, mapper.get_property_by_column(column).key)
 
 
 def _collection_changes(obj: Any) -> dict[str, Any]:
@@ -208,9 +231,48 @@ def _after_rollback(session: Session) -> None:
     session.info.pop("portal_audit_new", None)
 
 
+def _bulk_statement(orm_execute_state: Any) -> None:
+    """Bulk UPDATE/DELETE statements skip the flush; record them as one row each, with
+    the statement and its parameters (secret columns' values hidden)."""
+    if not (orm_execute_state.is_update or orm_execute_state.is_delete):
+        return
+    mapper = orm_execute_state.bind_mapper
+    if mapper is None or not _audited_class(mapper.class_):
+        return
+    statement = orm_execute_state.statement
+    hidden = {c.key for c in mapper.columns if c.info.get("audit", True) is False}
+    values = {}
+    for column, value in (getattr(statement, "_values", None) or {}).items():
+        name = getattr(column, "key", str(column))
+        values[name] = HIDDEN if name in hidden else _jsonable(getattr(value, "value", value))
+    where = str(statement.whereclause) if statement.whereclause is not None else ""
+    actor_id, actor, address = _current_actor()
+    orm_execute_state.session.connection().execute(
+        AuditEvent.__table__.insert(),
+        [
+            {
+                "at": datetime.datetime.now(datetime.UTC),
+                "actor_id": actor_id,
+                "actor": actor[:120],
+                "address": address[:64],
+                "action": "bulk_update" if orm_execute_state.is_update else "bulk_delete",
+                "table_name": mapper.local_table.name,
+                "record_id": "*",
+                "before": {"where": where},
+                "after": {"values": values} if values else None,
+            }
+        ],
+    )
+
+
+def _audited_class(cls: Any) -> bool:
+    return getattr(cls, "__audit__", True) and hasattr(cls, "__table__")
+
+
 def install(session_class: Any) -> None:
     """Attach the recorder to every session of ``session_class`` (idempotent)."""
     if not event.contains(session_class, "before_flush", _before_flush):
+        event.listen(session_class, "do_orm_execute", _bulk_statement)
         event.listen(session_class, "before_flush", _before_flush)
         event.listen(session_class, "after_flush", _after_flush)
         event.listen(session_class, "after_soft_rollback", lambda s, t: _after_rollback(s))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 
 from ..auth.permissions import require_permission
@@ -15,15 +16,26 @@ from .models import AuditEvent
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
-ACTIONS = ("create", "update", "delete")
-ACTION_LABELS = {"create": _l("created"), "update": _l("changed"), "delete": _l("deleted")}
+ACTIONS = ("create", "update", "delete", "bulk_update", "bulk_delete")
+ACTION_LABELS = {
+    "create": _l("created"),
+    "update": _l("changed"),
+    "delete": _l("deleted"),
+    "bulk_update": _l("changed in bulk"),
+    "bulk_delete": _l("deleted in bulk"),
+}
 
 
 def _date(value: str | None) -> datetime | None:
+    """Midnight of a YYYY-MM-DD day in the portal's time zone (the one pages show times in)."""
     try:
-        return datetime.strptime(value or "", "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value or "", "%Y-%m-%d")
     except ValueError:
         return None
+    if not 1900 <= day.year <= 9000:
+        return None
+    zone = ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "UTC")
+    return day.replace(tzinfo=zone).astimezone(UTC)
 
 
 def filtered_events(args: Any) -> tuple[sa.Select, dict[str, Any]]:

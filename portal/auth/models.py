@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -94,10 +93,6 @@ class User(db.Model, UserMixin, TimestampMixin):
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     title: Mapped[str | None] = mapped_column(sa.String(120))
     password_hash: Mapped[str] = mapped_column(sa.String(255), info={"audit": False})
-    # Rotated on password change: every other session of the person ends at once.
-    session_token: Mapped[str] = mapped_column(
-        sa.String(64), unique=True, default=lambda: secrets.token_hex(32), info={"audit": False}
-    )
     active: Mapped[bool] = mapped_column(default=True)
     locale: Mapped[str | None] = mapped_column(sa.String(16))
     unit_id: Mapped[int | None] = mapped_column(
@@ -111,9 +106,14 @@ class User(db.Model, UserMixin, TimestampMixin):
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
     unit = relationship("OrgUnit", foreign_keys=[unit_id], lazy="joined")
 
-    # flask-login: the session stores the rotating token, not the id.
+    # flask-login stores this in the cookie: the key of the server-side login session (so a
+    # logout, a password change or the absolute lifetime really ends it), never the id.
+    login_session_key = None  # not a column: set per request by the user loader
+
     def get_id(self) -> str:
-        return self.session_token
+        if not self.login_session_key:
+            raise RuntimeError("log people in with portal.auth.services.start_session")
+        return self.login_session_key
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
@@ -187,3 +187,22 @@ class LoginAttempt(db.Model):
     username: Mapped[str] = mapped_column(sa.String(64))
     address: Mapped[str] = mapped_column(sa.String(64))
     success: Mapped[bool] = mapped_column(default=False)
+
+
+class UserSession(db.Model):
+    """One login on one device. The cookie carries only its random key; ending the row
+    (logout, password change, disabling the person, age) ends that login everywhere."""
+
+    __tablename__ = "core_user_session"
+    __audit__ = False  # a log itself; logins and logouts are also in the login attempts
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("core_user.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    address: Mapped[str] = mapped_column(sa.String(64), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")

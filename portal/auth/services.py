@@ -12,18 +12,59 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, login_manager
 from ..models import as_utc, utcnow
-from .models import ApiToken, LoginAttempt, User
+from .models import ApiToken, LoginAttempt, User, UserSession
 
 # A hash to compare against when the username is unknown, so both paths take as long.
 _DUMMY_HASH: dict[str, str] = {}
 
 
 @login_manager.user_loader
-def load_user(session_token: str) -> User | None:
-    """The session holds the person's rotating token; a rotated token ends the session."""
-    return db.session.scalars(
-        sa.select(User).where(User.session_token == session_token, User.active.is_(True))
+def load_user(session_key: str) -> User | None:
+    """The person of a live login session: not ended, younger than the absolute lifetime
+    (PERMANENT_SESSION_LIFETIME, however active it was), the person still active."""
+    oldest = datetime.now(UTC) - current_app.config["PERMANENT_SESSION_LIFETIME"]
+    user = db.session.scalars(
+        sa.select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.key == session_key,
+            UserSession.ended_at.is_(None),
+            UserSession.created_at >= oldest,
+            User.active.is_(True),
+        )
     ).first()
+    if user is not None:
+        user.login_session_key = session_key
+    return user
+
+
+def start_session(user: User, address: str = "", user_agent: str = "") -> str:
+    """Open a login session for ``user`` and commit; returns its key (for flask-login)."""
+    key = secrets.token_urlsafe(32)
+    db.session.add(
+        UserSession(key=key, user_id=user.id, address=address[:64], user_agent=user_agent[:200])
+    )
+    db.session.commit()
+    user.login_session_key = key
+    return key
+
+
+def end_session(key: str | None) -> None:
+    """End one login session (logout); the caller commits."""
+    if key:
+        db.session.execute(
+            sa.update(UserSession).where(UserSession.key == key).values(ended_at=utcnow())
+        )
+
+
+def end_sessions(user: User, keep: str | None = None) -> int:
+    """End the person's login sessions (all, or all but ``keep``); the caller commits."""
+    statement = sa.update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.ended_at.is_(None)
+    )
+    if keep:
+        statement = statement.where(UserSession.key != keep)
+    return db.session.execute(statement.values(ended_at=utcnow())).rowcount or 0
 
 
 def hash_password(password: str) -> str:
@@ -32,10 +73,11 @@ def hash_password(password: str) -> str:
 
 
 def set_password(user: User, password: str) -> None:
-    """Set a new password and end every other session of the person."""
+    """Set a new password and end every other login session of the person."""
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
-    user.session_token = secrets.token_hex(32)
+    if user.id is not None:
+        end_sessions(user, keep=user.login_session_key)
 
 
 def is_throttled(username: str, address: str) -> bool:
@@ -81,6 +123,14 @@ def issue_token(user: User, name: str = "") -> str:
     token = "sl_" + secrets.token_urlsafe(32)
     db.session.add(ApiToken(user=user, name=name[:120], digest=_digest(token)))
     return token
+
+
+def revoke_tokens(user: User, name: str | None = None) -> int:
+    """Revoke the person's API tokens (all, or those called ``name``); the caller commits."""
+    statement = sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+    if name is not None:
+        statement = statement.where(ApiToken.name == name)
+    return db.session.execute(statement.values(revoked=True)).rowcount or 0
 
 
 def user_for_token(token: str) -> User | None:

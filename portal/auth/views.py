@@ -53,13 +53,14 @@ def login() -> Any:
             status = 422
         else:
             address = request.remote_addr or ""
-            if services.is_throttled(form.username.data, address):
+            username = form.username.data.strip()  # the same name is throttled and tried
+            if services.is_throttled(username, address):
                 form.form_errors.append(
                     _("Too many failed attempts. Wait a few minutes and try again.")
                 )
                 status = 429
             else:
-                user = services.authenticate(form.username.data, form.password.data, address)
+                user = services.authenticate(username, form.password.data, address)
                 if user is None:
                     form.form_errors.append(_("Wrong username or password."))
                     status = 401
@@ -69,6 +70,7 @@ def login() -> Any:
                     session.clear()
                     if locale and not user.locale:
                         session["locale"] = locale
+                    services.start_session(user, address, request.user_agent.string)
                     login_user(user, fresh=True)
                     session.permanent = True
                     return redirect(_safe_next(request.args.get("next")))
@@ -78,7 +80,10 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    """Log out (POST only, with CSRF, so a link on another site cannot log you out)."""
+    """Log out (POST only, with CSRF, so a link on another site cannot log you out). The
+    login session ends on the server too: a copied cookie is worthless afterwards."""
+    services.end_session(current_user.login_session_key)
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")
@@ -100,8 +105,6 @@ def change_password() -> Any:
             else:
                 services.set_password(current_user, form.new_password.data)
                 db.session.commit()
-                # This session goes on with the new token (the real object, not the proxy).
-                login_user(current_user._get_current_object(), fresh=True)
                 flash(
                     _("Your password has been changed. Other sessions were logged out."), "success"
                 )

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
-from ..auth.models import Role, User
-from ..auth.services import set_password
+from ..auth.models import Role, RolePermission, User
+from ..auth.services import end_sessions, revoke_tokens, set_password
 from ..events import emit
 from ..extensions import db
 from .models import OrgUnit
@@ -66,13 +66,15 @@ def create_user(
     phone: str | None = None,
     title: str | None = None,
     active: bool = True,
-    actor_id: int | None = None,
+    actor: User | None = None,
 ) -> User:
-    """Create a person; the caller commits. Raises ValidationFailed before any write."""
+    """Create a person; the caller commits. Raises ValidationFailed before any write.
+    ``actor`` (None for the command line) may only hand out roles within their own rights."""
     username = username.strip()
     email = (email or "").strip() or None
     _check_unique(None, username, email)
     role_rows = _roles_by_code(roles or [])
+    _check_grantable(actor, role_rows)
     unit = _unit(unit_id)
     user = User(
         username=username,
@@ -87,12 +89,69 @@ def create_user(
     )
     set_password(user, password)
     db.session.add(user)
-    db.session.flush()
-    emit("core.user_created", actor_id=actor_id, user_id=user.id)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except sa.exc.IntegrityError:  # the same name taken by a concurrent request
+        raise ValidationFailed({"username": [_("This username is taken.")]}) from None
+    emit("core.user_created", actor_id=getattr(actor, "id", None), user_id=user.id)
     return user
 
 
-def update_user(user: User, changes: dict[str, Any], actor_id: int | None = None) -> User:
+def _check_grantable(actor: User | None, roles: list[Role], current: list[Role] = ()) -> None:
+    """Nobody hands out more than they hold: a new role's permissions and scopes must be
+    within the actor's own (the command line, ``actor=None``, is the machine's owner)."""
+    if actor is None:
+        return
+    from ..plugins.types import SCOPE_LEVELS
+
+    held = actor.permissions
+    refused = []
+    for role in roles:
+        if role in current:
+            continue
+        wider = any(
+            SCOPE_LEVELS.index(getattr(role, f"{verb}_scope"))
+            > SCOPE_LEVELS.index(actor.scope_for(verb))
+            for verb in ("read", "write")
+        )
+        if wider or not role.permission_codes <= held:
+            refused.append(role.name)
+    if refused:
+        raise ValidationFailed(
+            {
+                "roles": [
+                    _(
+                        "You cannot give these roles, they carry rights you do not have: %(names)s",
+                        names=", ".join(refused),
+                    )
+                ]
+            }
+        )
+
+
+def _keeps_a_role_manager(user: User, roles: list[Role], active: bool) -> None:
+    """Someone active must keep the right to manage roles, or nobody could fix them."""
+    if "core.roles.manage" not in user.permissions:
+        return
+    still = active and any("core.roles.manage" in role.permission_codes for role in roles)
+    if still:
+        return
+    others = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(User.id)))
+        .join(User.roles)
+        .join(Role.grants)
+        .where(
+            RolePermission.code == "core.roles.manage", User.active.is_(True), User.id != user.id
+        )
+    )
+    if not others:
+        raise ValidationFailed(
+            {"roles": [_("At least one active person must keep the right to manage roles.")]}
+        )
+
+
+def update_user(user: User, changes: dict[str, Any], actor: User | None = None) -> User:
     """Apply validated changes to a person; the caller commits.
 
     Moving a person to another unit takes effect on the next query: scopes are computed
@@ -102,6 +161,14 @@ def update_user(user: User, changes: dict[str, Any], actor_id: int | None = None
         email = (changes.get("email") or "").strip() or None
         _check_unique(user, changes.get("username"), email)
     role_rows = _roles_by_code(changes["roles"]) if "roles" in changes else None
+    if role_rows is not None:
+        _check_grantable(actor, role_rows, current=list(user.roles))
+    _keeps_a_role_manager(
+        user,
+        role_rows if role_rows is not None else list(user.roles),
+        bool(changes.get("active", user.active)),
+    )
+    actor_id = getattr(actor, "id", None)
     unit = _unit(changes.get("unit_id")) if "unit_id" in changes else user.unit
     old_unit_id = user.unit_id
     for key in ("username", "display_name"):
@@ -119,6 +186,9 @@ def update_user(user: User, changes: dict[str, Any], actor_id: int | None = None
     if "active" in changes and bool(changes["active"]) != user.active:
         user.active = bool(changes["active"])
         if not user.active:
+            # A disabled person keeps no way in: sessions end, API tokens are revoked.
+            end_sessions(user)
+            revoke_tokens(user)
             emit("core.user_disabled", actor_id=actor_id, user_id=user.id)
     if changes.get("password"):
         set_password(user, changes["password"])
@@ -207,23 +277,23 @@ def save_unit(
     return unit
 
 
-def subordinates(user: User) -> list[User]:
-    """Active people in the units ``user`` leads (whole subtree), for the team page."""
-    from ..scoping import led_unit_paths
+def subordinates(user: User, viewer: User) -> list[User]:
+    """Active people in the units ``user`` leads (whole subtree), as far as ``viewer`` may
+    see them: a team list must not show more than the viewer's own scope."""
+    from ..scoping import led_unit_paths, scoped
 
     paths = led_unit_paths(user)
     if not paths:
         return []
     in_subtree = sa.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in paths))
-    return list(
-        db.session.scalars(
-            sa.select(User)
-            .join(OrgUnit, User.unit_id == OrgUnit.id)
-            .where(in_subtree, User.active.is_(True), User.id != user.id)
-            .order_by(OrgUnit.path, User.display_name)
-            .limit(500)
-        )
+    statement = (
+        sa.select(User)
+        .join(OrgUnit, User.unit_id == OrgUnit.id)
+        .where(in_subtree, User.active.is_(True), User.id != user.id)
+        .order_by(OrgUnit.path, User.display_name)
+        .limit(500)
     )
+    return list(db.session.scalars(scoped(statement, User, viewer)))
 
 
 def supervisor_of(user: User) -> User | None:

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from ..auth.models import User
 from ..extensions import db
-from ..listing import paginate
+from ..listing import like_pattern, paginate
 from ..scoping import get_scoped_or_404, scoped
 from .models import OrgUnit
 from .services import subordinates, supervisor_of
@@ -24,9 +24,12 @@ def directory() -> Any:
     statement = scoped(sa.select(User), User, current_user).order_by(User.display_name, User.id)
     query = request.args.get("q", "").strip()
     if query:
-        pattern = f"%{query[:64]}%"
+        pattern = like_pattern(query[:64])
         statement = statement.where(
-            sa.or_(User.display_name.ilike(pattern), User.username.ilike(pattern))
+            sa.or_(
+                User.display_name.ilike(pattern, escape="\\"),
+                User.username.ilike(pattern, escape="\\"),
+            )
         )
     page = paginate(statement)
     template = (
@@ -52,7 +55,7 @@ def profile(user_id: int) -> Any:
         )
         clause = spec[1].clause if spec else ""
         duties.append({"role": role, "lines": lines, "clause": clause})
-    team = subordinates(person)
+    team = subordinates(person, viewer=current_user)
     return render_template(
         "org/profile.html",
         person=person,

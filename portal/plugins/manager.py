@@ -30,6 +30,26 @@ BUILT_IN_DISTRIBUTION = "salesloop"
 # Lower-case letters and digits only: "<name>_" and "<name>." prefixes of two plugins can
 # then never overlap (a plugin "sales" cannot claim the tables of a plugin "sales_report").
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9]{1,31}$")
+# Names the core uses for its own blueprints, URL prefixes and tables: a plugin taking one
+# would replace or shadow the core.
+RESERVED_NAMES = frozenset(
+    {
+        "core",
+        "api",
+        "admin",
+        "auth",
+        "web",
+        "people",
+        "audit",
+        "rules",
+        "static",
+        "vendor",
+        "login",
+        "logout",
+        "account",
+        "healthz",
+    }
+)
 
 # Hooks called once at start-up, in this order (the order of hookspecs.py).
 SETUP_HOOKS = (
@@ -137,9 +157,19 @@ class PluginHost:
         self._check_requirements()
 
     def _register(self, name: str, plugin: Any, source: str) -> None:
+        if name in self.records:
+            # Never replace a plugin already known (least of all the core): the newcomer is
+            # reported under a name of its own and stays out.
+            taken = PluginRecord(f"{name}@{source}", source=source, module=plugin)
+            self.records[taken.name] = taken
+            taken.fail(f"the plugin name '{name}' is already taken")
+            return
         record = PluginRecord(name, source=source, module=plugin)
         self.records[name] = record
         self._order = None
+        if source != "core" and name in RESERVED_NAMES:
+            record.fail(f"the plugin name '{name}' is reserved for the portal's core")
+            return
         if not PLUGIN_NAME.match(name):
             record.fail(f"plugin name '{name}' must be 2-32 lower-case letters and digits")
             return
@@ -276,14 +306,22 @@ class PluginHost:
                 return impl.function(**arguments)
         return None
 
-    def contributions(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Flatten list-returning hooks at request time: (plugin, item) pairs."""
+    def contributions(self, hook_name: str, kind: type, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Flatten list-returning hooks at request time into (plugin, item) pairs; an item
+        that is not a ``kind`` is logged and skipped, so one plugin cannot break a page."""
         items: list[tuple[str, Any]] = []
         for plugin, result in self.call_each(hook_name, strict=False, **kwargs):
-            if isinstance(result, list | tuple):
-                items.extend((plugin, item) for item in result)
-            else:
-                items.append((plugin, result))
+            for item in result if isinstance(result, list | tuple) else [result]:
+                if isinstance(item, kind):
+                    items.append((plugin, item))
+                else:
+                    log.error(
+                        "plugin %s: %s returned %r, not a %s; skipped",
+                        plugin,
+                        hook_name,
+                        item,
+                        kind.__name__,
+                    )
         return items
 
 

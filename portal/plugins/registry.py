@@ -204,6 +204,16 @@ class _Stage:
     def accept(self, app: Flask) -> None:
         """Wire the staged contributions into the app and the state."""
         state, plugin = self.state, self.plugin
+        # Blueprints first: Flask may still refuse one (a name clash), and then nothing
+        # else of the plugin has been taken in. A blueprint registered before the refusal
+        # answers 404 from then on (see security._refuse_failed_plugins).
+        for blueprint in self.items.get("portal_blueprints", []):
+            prefix = blueprint.url_prefix if plugin == CORE else f"/{plugin}"
+            app.register_blueprint(blueprint, url_prefix=prefix)
+            state.blueprints.append((plugin, blueprint))
+            state.blueprint_owner[blueprint.name] = plugin
+            for endpoint in getattr(blueprint, "public_endpoints", ()):
+                state.public_endpoints.add(f"{blueprint.name}.{endpoint}")
         state.migration_dirs += self.items.get("portal_migrations", [])
         for role in self.items.get("portal_roles", []):
             state.roles[role.code] = (plugin, role)
@@ -226,13 +236,22 @@ class _Stage:
         for command in self.items.get("portal_cli_commands", []):
             app.cli.add_command(command)
             state.cli_commands.append(command)
-        for blueprint in self.items.get("portal_blueprints", []):
-            prefix = blueprint.url_prefix if plugin == CORE else f"/{plugin}"
-            app.register_blueprint(blueprint, url_prefix=prefix)
-            state.blueprints.append((plugin, blueprint))
-            state.blueprint_owner[blueprint.name] = plugin
-            for endpoint in getattr(blueprint, "public_endpoints", ()):
-                state.public_endpoints.add(f"{blueprint.name}.{endpoint}")
+
+
+def _check_tables(record: Any, new_tables: set[str]) -> None:
+    """Every table the plugin's models define must be named ``<plugin>_*``: those created by
+    its portal_models call and those of model classes in its package (imported earlier)."""
+    prefix = f"{record.name}_"
+    package = getattr(record.module, "__name__", None)
+    owned = set(new_tables)
+    if package:
+        for mapper in db.Model.registry.mappers:
+            module = mapper.class_.__module__
+            if module == package or module.startswith(f"{package}."):
+                owned |= {table.name for table in mapper.tables}
+    strays = sorted(name for name in owned if not name.startswith(prefix))
+    if strays:
+        raise PluginError(f"tables must be named '{prefix}*': {', '.join(strays)}")
 
 
 def install_plugins(app: Flask, host: PluginHost) -> PortalState:
@@ -252,13 +271,9 @@ def install_plugins(app: Flask, host: PluginHost) -> PortalState:
                 before = set(db.metadata.tables)
                 result = host.call_one(hook, record.name)
                 if hook == "portal_models":
-                    prefix = f"{record.name}_"
-                    strays = sorted(
-                        t for t in set(db.metadata.tables) - before if not t.startswith(prefix)
-                    )
-                    if strays:
-                        raise PluginError(f"tables must be named '{prefix}*': {', '.join(strays)}")
+                    _check_tables(record, set(db.metadata.tables) - before)
                 stage.take(hook, result)
+            hook = "wiring the plugin in"
             stage.accept(app)
         except Exception as exc:  # a plugin that breaks the contract is left out, by name
             host.drop(record.name, f"{hook}: {exc}")
