@@ -54,8 +54,9 @@ def portal_blueprints() -> list[Any]:
     from .auth import services  # noqa: F401  (registers the session user loader)
     from .auth.views import bp as auth_bp
     from .org.views import bp as people_bp
+    from .rules.views import bp as rules_bp
 
-    return [web.bp, auth_bp, people_bp, admin_bp, audit_bp]
+    return [web.bp, auth_bp, people_bp, admin_bp, audit_bp, rules_bp]
 
 
 @hookimpl
@@ -245,6 +246,13 @@ def portal_nav_items(user: Any) -> list[NavItem]:
         ),
         NavItem(
             "audit.index", _l("Audit log"), order=60, section="admin", permission="core.audit.read"
+        ),
+        NavItem(
+            "rules.index",
+            _l("Rule files"),
+            order=70,
+            section="admin",
+            permission="core.rules.read",
         ),
         NavItem("people.me", _l("My profile"), order=10, section="user"),
         NavItem("auth.change_password", _l("Change password"), order=20, section="user"),

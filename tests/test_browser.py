@@ -33,8 +33,11 @@ NAVIGATION: dict[str, tuple[list[str], list[str] | None]] = {
     "salesperson": (["Home", "Organisation", "People"], None),
     "supervisor": (["Home", "My team", "Organisation", "People"], None),
     "manager": (["Home", "My team", "Organisation", "People"], None),
-    "admin": (["Home", "My team", "Organisation", "People"], [*ADMIN_LINKS, "Audit log"]),
-    "auditor": (["Home", "Organisation", "People"], ["Audit log"]),
+    "admin": (
+        ["Home", "My team", "Organisation", "People"],
+        [*ADMIN_LINKS, "Audit log", "Rule files"],
+    ),
+    "auditor": (["Home", "Organisation", "People"], ["Audit log", "Rule files"]),
     "finance": (["Home", "Organisation", "People"], None),
     "hr": (["Home", "Organisation", "People"], None),
 }

@@ -17,15 +17,17 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import durable.engine
 
 from .compiler import NOTHING, compile_ruleset, engine_name
-from .model import Branch, RuleFile
+from .model import RuleFile
 from .types import ValueProblem, normalize
 
 
@@ -41,7 +43,7 @@ class RuleEngineError(RuntimeError):
     """The engine itself failed (never swallowed)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One branch that fired: which rule, from which version, with what result."""
 
@@ -75,7 +77,7 @@ class Decision:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """The answer for one set of facts: the decisions (none, one, or several) and, for
     ``collect`` files, the outputs combined as the file's ``aggregate`` says."""
@@ -122,17 +124,15 @@ class _QuietHost(durable.engine.Host):
         return None
 
     def get_action(self, action_name: str) -> Any:
-        _kind, _sep, branch = action_name.partition(":")
+        branch = action_name.partition(":")[2]
+        index = -1 if branch == NOTHING else int(branch)  # -1: nothing matched
+        fired = self.fired
 
         def record(closure: Any) -> None:
             message = closure.m
-            self.fired.setdefault(message["sid"], []).append((message["i"], branch))
+            fired.setdefault(message["sid"], []).append((message["i"], index))
 
         return record
-
-
-def _thread_sid() -> str:
-    return f"p{os.getpid()}t{threading.get_ident()}"
 
 
 def normalize_facts(rule_file: RuleFile, facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,18 +158,28 @@ def normalize_facts(rule_file: RuleFile, facts: Mapping[str, Any]) -> dict[str, 
     return values
 
 
+_NO_OUTPUTS: Mapping[str, Any] = MappingProxyType({})
+
+
 def _plain(value: Any) -> Any:
     """Facts as they were given, JSON-ready (stored for explanations and simulation)."""
     return str(value) if isinstance(value, Decimal) else value
 
 
-def _combine(rule_file: RuleFile, decisions: list[Decision]) -> dict[str, Any]:
+def combine_outputs(rule_file: RuleFile, decisions: list[Any]) -> dict[str, Any]:
+    """The outputs of an evaluation: the deciding rule's (first) or the aggregate (collect)."""
     if rule_file.hit_policy == "first":
         return dict(decisions[0].outputs) if decisions else {}
     combined: dict[str, Any] = {}
     for name, how in rule_file.aggregate.items():
         values = [d.outputs[name] for d in decisions if name in d.outputs]
-        numbers = [float(v) if not isinstance(v, int) else v for v in values]
+        numbers: list[Any] = []
+        if how not in ("sum", "max", "min"):  # list, count, first take any output
+            pass
+        elif rule_file.outputs[name].type in ("money", "number"):  # exact, as decimal text
+            numbers = [Decimal(str(v)) for v in values]
+        else:
+            numbers = [float(v) if not isinstance(v, int) else v for v in values]
         if how == "sum":
             combined[name] = sum(numbers) if numbers else 0
         elif how == "max":
@@ -182,37 +192,84 @@ def _combine(rule_file: RuleFile, decisions: list[Decision]) -> dict[str, Any]:
             combined[name] = values
         elif how == "first":
             combined[name] = values[0] if values else None
+        if isinstance(combined[name], Decimal):
+            combined[name] = str(combined[name])
     return combined
+
+
+class _SidPool:
+    """Session ids for the engine: one per concurrent call, handed back after it, so thread
+    churn in a server never piles sids up (durable_rules breaks for good past 1,024 per
+    ruleset). ``list.pop``/``append`` are atomic under the GIL: no lock on the hot path."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._free: list[str] = []
+        self._created = 0
+
+    def take(self) -> str:
+        try:
+            return self._free.pop()
+        except IndexError:
+            self._created += 1
+            if self._created > self.LIMIT:
+                raise RuleEngineError("too many rule evaluations at once in one process") from None
+            return f"p{os.getpid()}s{self._created}"
+
+    def give_back(self, sid: str) -> None:
+        self._free.append(sid)
+
+
+_RUNTIMES: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for runtime in list(_RUNTIMES):
+        runtime._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Runtime:
     """One per process: the quiet Host and the versions registered in it.
 
     Registering is done under a lock and a version is only handed out once fully
-    registered, so a reader never sees a half-loaded ruleset.
+    registered, so a reader never sees a half-loaded ruleset. First-hit files are posted
+    as events, which the engine consumes; collect files are asserted as facts, which are
+    deleted with the sid's state after the call. Either way nothing of one call is left
+    for the next.
     """
 
     def __init__(self) -> None:
-        self._pid = os.getpid()
-        self._host: _QuietHost | None = None
-        self._registered: dict[str, RuleFile] = {}
         self._lock = threading.Lock()
+        self._reset()
+        _RUNTIMES.add(self)
+
+    def _reset(self) -> None:
+        """Forget the engine (at start, and in a forked child: a Host created before a
+        fork must not be used after it)."""
+        self._host: _QuietHost | None = None
+        self._sids = _SidPool()
+        self._registered: dict[str, RuleFile] = {}
+        self._names: dict[str, str] = {}
+        self._decision_cache: dict[tuple[str, int | None], list[Decision]] = {}
 
     def _ensure_host(self) -> _QuietHost:
-        if self._host is None or self._pid != os.getpid():  # forked: start afresh
+        if self._host is None:
             with self._lock:
-                if self._host is None or self._pid != os.getpid():
+                if self._host is None:
                     self._host = _QuietHost()
-                    self._registered = {}
-                    self._pid = os.getpid()
         return self._host
 
     def register(self, rule_file: RuleFile) -> str:
         """Register a version (once per content) and return its engine name."""
+        known = self._names.get(rule_file.sha)
+        if known is not None:
+            return known
         host = self._ensure_host()
         name = engine_name(rule_file)
-        if name in self._registered:
-            return name
         with self._lock:
             if name not in self._registered:
                 try:
@@ -222,6 +279,7 @@ class Runtime:
                         f"durable_rules refused {rule_file.name}: {error}"
                     ) from error
                 self._registered[name] = rule_file
+                self._names[rule_file.sha] = name
         return name
 
     @property
@@ -229,76 +287,120 @@ class Runtime:
         """How many versions this process holds (each costs about 0.4 MiB)."""
         return len(self._registered)
 
-    def _decisions(
-        self, rule_file: RuleFile, version: int | None, fired: Iterable[str]
-    ) -> list[Decision]:
-        branches: list[Branch] = []
-        for branch in fired:
-            if branch != NOTHING:
-                branches.append(rule_file.branches[int(branch)])
-        branches.sort(key=lambda b: b.index)
-        if rule_file.hit_policy == "first":
-            branches = branches[:1]
-        return [
-            Decision(
-                rule_file.name,
-                version,
-                rule_file.sha,
-                rule_file.clause,
-                b.rule_id,
-                b.row,
-                b.line,
-                b.outputs,
-                b.actions,
-            )
-            for b in branches
-        ]
+    def _branch_decisions(self, rule_file: RuleFile, version: int | None) -> list[Decision]:
+        """One ready-made Decision per branch (they are immutable), built once per version."""
+        key = (rule_file.sha, version)
+        cached = self._decision_cache.get(key)
+        if cached is None:
+            cached = [
+                Decision(
+                    rule_file.name,
+                    version,
+                    rule_file.sha,
+                    rule_file.clause,
+                    b.rule_id,
+                    b.row,
+                    b.line,
+                    b.outputs,
+                    b.actions,
+                )
+                for b in rule_file.branches
+            ]
+            if len(self._decision_cache) > 256:
+                self._decision_cache.clear()
+            self._decision_cache[key] = cached
+        return cached
+
+    def fire(self, rule_file: RuleFile, inputs: list[dict[str, Any]]) -> list[list[int]]:
+        """Run normalised inputs through the engine: for each, the indices of the branches
+        that decide (in file order; at most one for a first-hit file)."""
+        if not inputs:
+            return []
+        name = self.register(rule_file)
+        host = self._host or self._ensure_host()
+        first = rule_file.hit_policy == "first"
+        sid = self._sids.take()
+        failure: Exception | None = None
+        fired: list[tuple[int, int]] = []
+        try:
+            for index, values in enumerate(inputs):  # our own dicts: marking them is free
+                values["t"], values["sid"], values["i"] = name, sid, index
+            try:
+                if first:
+                    if len(inputs) == 1:
+                        host.post(name, inputs[0])
+                    else:
+                        host.post_batch(name, inputs)
+                elif len(inputs) == 1:
+                    host.assert_fact(name, inputs[0])
+                else:
+                    host.assert_facts(name, inputs)
+            except Exception as error:
+                failure = error
+            if not first or failure is not None:
+                try:
+                    host.delete_state(name, sid)
+                except Exception as error:  # no state if the call failed early
+                    failure = failure or error
+        finally:
+            fired = host.fired.pop(sid, [])
+            self._sids.give_back(sid)
+        if failure is not None:
+            raise RuleEngineError(f"evaluating {rule_file.name} failed: {failure}") from failure
+        if first and len(inputs) == 1 and len(fired) == 1:  # the request path, in short
+            branch = fired[0][1]
+            return [[branch] if branch >= 0 else []]
+        by_message: list[list[int] | None] = [None] * len(inputs)
+        for index, branch in fired:
+            found = by_message[index]
+            if found is None:
+                found = by_message[index] = []
+            if branch >= 0:
+                found.append(branch)
+        results = []
+        for found in by_message:
+            if found is None:
+                raise RuleEngineError(f"{rule_file.name}: the engine gave no answer for a fact")
+            # A rule fires once per matching `any`/`in` term: count it once, in file order.
+            ordered = sorted(set(found))
+            results.append(ordered[:1] if first else ordered)
+        return results
 
     def evaluate(
         self, rule_file: RuleFile, facts: Mapping[str, Any], version: int | None = None
     ) -> Evaluation:
-        """Evaluate one set of facts."""
-        return self.evaluate_many(rule_file, [facts], version)[0]
+        """Evaluate one set of facts (the request path: kept lean)."""
+        (indices,) = self.fire(rule_file, [normalize_facts(rule_file, facts)])
+        return self._evaluation(rule_file, version, facts, indices)
+
+    def _evaluation(
+        self, rule_file: RuleFile, version: int | None, facts: Mapping[str, Any], indices: list[int]
+    ) -> Evaluation:
+        templates = self._decision_cache.get((rule_file.sha, version)) or self._branch_decisions(
+            rule_file, version
+        )
+        decisions = tuple(templates[index] for index in indices)
+        given = {name: _plain(facts[name]) for name in rule_file.inputs if name in facts}
+        if rule_file.hit_policy == "first":
+            outputs = decisions[0].outputs if decisions else _NO_OUTPUTS
+        else:
+            outputs = combine_outputs(rule_file, list(decisions))
+        return Evaluation(
+            rule_file.name, version, rule_file.sha, rule_file.clause, given, decisions, outputs
+        )
 
     def evaluate_many(
         self, rule_file: RuleFile, many_facts: list[Mapping[str, Any]], version: int | None = None
     ) -> list[Evaluation]:
         """Evaluate several sets of facts in one engine call (simulation, tests)."""
         inputs = [normalize_facts(rule_file, facts) for facts in many_facts]
-        if not inputs:
-            return []
-        name = self.register(rule_file)
-        host = self._ensure_host()
-        sid = _thread_sid()
-        messages = [
-            {**values, "t": name, "sid": sid, "i": index} for index, values in enumerate(inputs)
-        ]
-        try:
-            if rule_file.hit_policy == "first":
-                if len(messages) == 1:
-                    host.post(name, messages[0])
-                else:
-                    host.post_batch(name, messages)
-            elif len(messages) == 1:
-                host.assert_fact(name, messages[0])
-            else:
-                host.assert_facts(name, messages)
-        except Exception as error:
-            raise RuleEngineError(f"evaluating {rule_file.name} failed: {error}") from error
-        finally:
-            try:
-                host.delete_state(name, sid)
-            finally:
-                fired = host.fired.pop(sid, [])
-        by_message: dict[int, list[str]] = {}
-        for index, branch in fired:
-            by_message.setdefault(int(index), []).append(branch)
+        fired = self.fire(rule_file, inputs)
+        templates = self._branch_decisions(rule_file, version)
+        declared = rule_file.inputs
         results = []
-        for index, facts in enumerate(many_facts):
-            if index not in by_message:
-                raise RuleEngineError(f"{rule_file.name}: the engine gave no answer for a fact")
-            decisions = self._decisions(rule_file, version, by_message[index])
-            given = {name: _plain(facts.get(name)) for name in rule_file.inputs if name in facts}
+        for facts, indices in zip(many_facts, fired, strict=True):
+            decisions = tuple(templates[index] for index in indices)
+            given = {name: _plain(facts[name]) for name in declared if name in facts}
             results.append(
                 Evaluation(
                     rule_file.name,
@@ -306,8 +408,8 @@ class Runtime:
                     rule_file.sha,
                     rule_file.clause,
                     given,
-                    tuple(decisions),
-                    _combine(rule_file, decisions),
+                    decisions,
+                    combine_outputs(rule_file, list(decisions)),
                 )
             )
         return results

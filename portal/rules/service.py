@@ -192,28 +192,29 @@ class RuleService:
         ):
             self._files_checked_at = now
             self.sync_files()
-        latest = self._latest_published()
-        for ruleset, version_id in latest.items():
-            current = self._active.get(ruleset)
-            if current is not None and current.version_id == version_id:
-                continue
-            row = db.session.get(RuleVersion, version_id)
-            rule_file, errors = check_rule_file(
-                row.source, f"{ruleset}.yaml", self.vocabulary(), expected_name=ruleset
-            )
-            if rule_file is None:
-                log.error(
-                    "published %s v%s no longer loads: %s",
-                    ruleset,
-                    row.version,
-                    "; ".join(map(str, errors)),
+        with self._lock:  # read and swap as one step: never back to an older version
+            latest = self._latest_published()
+            for ruleset, version_id in latest.items():
+                current = self._active.get(ruleset)
+                if current is not None and current.version_id == version_id:
+                    continue
+                row = db.session.get(RuleVersion, version_id)
+                rule_file, errors = check_rule_file(
+                    row.source, f"{ruleset}.yaml", self.vocabulary(), expected_name=ruleset
                 )
-                continue
-            self.runtime.register(rule_file)  # fully registered before it is visible
-            self._active[ruleset] = Active(version_id, row.version, rule_file)
-        for ruleset in set(self._active) - set(latest):
-            del self._active[ruleset]
-        self._checked_at = now
+                if rule_file is None:
+                    log.error(
+                        "published %s v%s no longer loads: %s",
+                        ruleset,
+                        row.version,
+                        "; ".join(map(str, errors)),
+                    )
+                    continue
+                self.runtime.register(rule_file)  # fully registered before it is visible
+                self._active[ruleset] = Active(version_id, row.version, rule_file)
+            for ruleset in set(self._active) - set(latest):
+                del self._active[ruleset]
+            self._checked_at = now
 
     def active(self, name: str) -> Active:
         """The version in force for ``name``."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..extensions import db
-from .engine import RuleInputError
+from .engine import RuleInputError, combine_outputs, normalize_facts
 from .model import RuleFile
 from .models import RuleDecision
 from .service import RuleService
@@ -43,10 +44,14 @@ class Simulation:
         return self.total - self.changed - self.unusable
 
 
-def _summary(evaluation: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
-    rules = ",".join(evaluation.rules) or "none"
-    outputs = tuple(sorted((key, str(value)) for key, value in evaluation.outputs.items()))
-    return rules, outputs
+def _outcome(rule_file: RuleFile, indices: list[int]) -> tuple[str, dict[str, Any]]:
+    """What a set of fired branches amounts to: their labels and the combined outputs."""
+    branches = [rule_file.branches[index] for index in indices]
+    labels = ",".join(branch.label for branch in branches) or "none"
+    if rule_file.hit_policy == "first":
+        return labels, dict(branches[0].outputs) if branches else {}
+    decisions = [SimpleNamespace(outputs=branch.outputs) for branch in branches]
+    return labels, combine_outputs(rule_file, decisions)
 
 
 def _stored_inputs(ruleset: str, since: datetime, until: datetime | None):  # noqa: ANN202
@@ -78,35 +83,38 @@ def simulate(
     chunk: list[tuple[str, str, dict[str, Any]]] = []
 
     def flush() -> None:
-        usable = []
+        # Each record's inputs are normalised once per file, then both files run in batch.
+        usable, before_inputs, after_inputs = [], [], []
         for subject_table, subject_id, inputs in chunk:
             try:
-                # Inputs the draft no longer accepts (a removed category...) count apart.
-                from .engine import normalize_facts
-
-                normalize_facts(draft, inputs)
-                normalize_facts(current, inputs)
-                usable.append((subject_table, subject_id, inputs))
-            except RuleInputError:
+                before_inputs.append(normalize_facts(current, inputs))
+                try:
+                    after_inputs.append(normalize_facts(draft, inputs))
+                except RuleInputError:
+                    before_inputs.pop()
+                    raise
+            except RuleInputError:  # inputs the draft no longer accepts count apart
                 result.unusable += 1
-        before = service.runtime.evaluate_many(current, [u[2] for u in usable])
-        after = service.runtime.evaluate_many(draft, [u[2] for u in usable])
-        for (subject_table, subject_id, inputs), old, new in zip(
+                continue
+            usable.append((subject_table, subject_id, inputs))
+        before = service.runtime.fire(current, before_inputs)
+        after = service.runtime.fire(draft, after_inputs)
+        for (subject_table, subject_id, inputs), old_fired, new_fired in zip(
             usable, before, after, strict=True
         ):
-            old_summary, new_summary = _summary(old), _summary(new)
-            if old_summary == new_summary:
+            old, new = _outcome(current, old_fired), _outcome(draft, new_fired)
+            if old == new:
                 continue
             result.changed += 1
-            key = f"{old_summary[0]} → {new_summary[0]}"
+            key = f"{old[0]} → {new[0]}"
             result.by_change[key] = result.by_change.get(key, 0) + 1
             if len(result.examples) < examples:
                 result.examples.append(
                     {
                         "subject": f"{subject_table}:{subject_id}",
                         "inputs": inputs,
-                        "before": {"rules": old_summary[0], "outputs": dict(old.outputs)},
-                        "after": {"rules": new_summary[0], "outputs": dict(new.outputs)},
+                        "before": {"rules": old[0], "outputs": old[1]},
+                        "after": {"rules": new[0], "outputs": new[1]},
                     }
                 )
         chunk.clear()

@@ -56,19 +56,31 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if value in ("null", "Null", "NULL", "~", ""):
         return None
     if _INT.match(value):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts: left as text, refused later
+            return value
     if _FLOAT.match(value):
         return float(value)
     return value
 
 
 MAX_VALUES = 20_000  # YAML aliases can multiply a small file; a rule file never needs more
+MAX_DEPTH = 40  # a rule file nests a few levels; a recursive alias nests forever
 
 
-def _build(node: yaml.Node, path: Path_, positions: dict[Path_, tuple[int, int]]) -> Any:
+def _build(
+    node: yaml.Node,
+    path: Path_,
+    positions: dict[Path_, tuple[int, int]],
+    at: yaml.Mark | None = None,
+) -> Any:
     if len(positions) > MAX_VALUES:
         raise SourceError("the file is too large or nests aliases too deeply", 1, 1)
-    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = at or node.start_mark  # a mapping entry stands where its key stands
+    if len(path) > MAX_DEPTH:
+        raise SourceError("the values nest too deeply", mark.line + 1, mark.column + 1)
+    positions[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     if isinstance(node, yaml.SequenceNode):
@@ -89,7 +101,7 @@ def _build(node: yaml.Node, path: Path_, positions: dict[Path_, tuple[int, int]]
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-            result[key] = _build(value_node, (*path, key), positions)
+            result[key] = _build(value_node, (*path, key), positions, key_node.start_mark)
         return result
     raise SourceError("unsupported YAML", node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -104,6 +116,8 @@ def parse(text: str) -> Located:
         raise SourceError(str(error.problem or error), line, column) from None
     except yaml.YAMLError as error:
         raise SourceError(str(error), 1, 1) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise SourceError("the values nest too deeply", 1, 1) from None
     if node is None:
         raise SourceError("the file is empty", 1, 1)
     positions: dict[Path_, tuple[int, int]] = {}

@@ -77,12 +77,25 @@ def normalize(spec: ValueSpec, value: Any) -> Any:
             raise ValueProblem(f"expected text, got {value!r}")
         if len(value) > TEXT_MAX:
             raise ValueProblem(f"text longer than {TEXT_MAX} characters")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: the engine cannot read it
+                raise ValueProblem("the text is not valid Unicode") from None
         return value
+    if (
+        type(value) is int
+        and (kind == "int" or kind == "money")
+        and -_INT_LIMIT < value < _INT_LIMIT
+    ):
+        # The common case, kept off the slower Decimal path: a whole number in range.
+        if (spec.minimum is not None and value < spec.minimum) or (
+            spec.maximum is not None and value > spec.maximum
+        ):
+            _decimal_bounds(spec, Decimal(value))
+        return value if kind == "int" else value * 100
     number = _decimal(value)
-    if spec.minimum is not None and number < spec.minimum:
-        raise ValueProblem(f"must be at least {spec.minimum}")
-    if spec.maximum is not None and number > spec.maximum:
-        raise ValueProblem(f"must be at most {spec.maximum}")
+    _decimal_bounds(spec, number)
     if kind == "int":
         if number != number.to_integral_value():
             raise ValueProblem(f"expected a whole number, got {value!r}")
@@ -90,6 +103,16 @@ def normalize(spec: ValueSpec, value: Any) -> Any:
     places = 2 if kind == "money" else spec.scale
     scaled = (number * (Decimal(10) ** places)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return int(scaled)
+
+
+_INT_LIMIT = 10**13
+
+
+def _decimal_bounds(spec: ValueSpec, number: Decimal) -> None:
+    if spec.minimum is not None and number < spec.minimum:
+        raise ValueProblem(f"must be at least {spec.minimum}")
+    if spec.maximum is not None and number > spec.maximum:
+        raise ValueProblem(f"must be at most {spec.maximum}")
 
 
 def display(spec: ValueSpec, engine_value: Any) -> Any:

@@ -47,6 +47,7 @@ TOP_LEVEL = {
     "tests",
 }
 RULE_KEYS = {"id", "description", "when", "table", "then", "actions"}
+RESERVED_INPUTS = {"t", "sid", "i", "id"}  # the engine's own message fields
 MAX_BRANCHES = 300  # durable_rules fails on rulesets of some 480 rules
 MAX_BYTES = 256 * 1024
 
@@ -139,7 +140,7 @@ class _Checker:
             self.error((*path, "scale"), _("scale must be a whole number from 0 to 6"))
             scale = 2
         label = entry.get("label") or ""
-        return ValueSpec(
+        spec = ValueSpec(
             name=name,
             type=kind,
             values=tuple(values),
@@ -149,6 +150,12 @@ class _Checker:
             default=entry.get("default"),
             label=str(label),
         )
+        if spec.default is not None and kind in INPUT_TYPES:
+            try:
+                normalize(spec, spec.default)
+            except ValueProblem as problem:
+                self.error((*path, "default"), str(problem))
+        return spec
 
     # -- the file ----------------------------------------------------------------
 
@@ -162,7 +169,7 @@ class _Checker:
             if key not in data:
                 self.error((), _("'%(key)s' is missing", key=key))
         name = data.get("ruleset")
-        if name is not None and (not isinstance(name, str) or not NAME.match(name)):
+        if "ruleset" in data and (not isinstance(name, str) or not NAME.match(name)):
             self.error(("ruleset",), _("the ruleset name must be lower-case letters, digits, _"))
         if expected_name and name and name != expected_name:
             self.error(
@@ -192,15 +199,20 @@ class _Checker:
                 ),
             )
         facts = data.get("facts")
-        if facts is not None and facts not in self.vocabulary.fact_providers:
+        if facts is not None and (
+            not isinstance(facts, str) or facts not in self.vocabulary.fact_providers
+        ):
             self.error(("facts",), _("no enabled plugin provides the facts '%(name)s'", name=facts))
 
         inputs: dict[str, ValueSpec] = {}
         for key, raw in self.mapping(data.get("inputs"), ("inputs",), "inputs").items():
+            if key in RESERVED_INPUTS:
+                self.error(("inputs", key), _("'%(name)s' is reserved, use another name", name=key))
+                continue
             spec = self.spec(key, raw, ("inputs", key), INPUT_TYPES)
             if spec:
                 inputs[key] = spec
-        if facts in self.vocabulary.fact_providers:
+        if isinstance(facts, str) and facts in self.vocabulary.fact_providers:
             provided = self.vocabulary.fact_providers[facts].fields
             for key in inputs:
                 if key not in provided:
@@ -283,7 +295,7 @@ class _Checker:
         parameters: Mapping[str, tuple[ValueSpec, Any]],
     ) -> Any:
         if isinstance(raw, dict) and set(raw) == {"param"}:
-            entry = parameters.get(raw["param"])
+            entry = parameters.get(raw["param"]) if isinstance(raw["param"], str) else None
             if entry is None:
                 self.error(path, _("unknown parameter '%(name)s'", name=raw["param"]))
                 return None
@@ -348,7 +360,7 @@ class _Checker:
                 )
                 continue
             if isinstance(operand, dict) and set(operand) == {"field"}:
-                other = inputs.get(operand["field"])
+                other = inputs.get(operand["field"]) if isinstance(operand["field"], str) else None
                 if other is None or other.type != spec.type or op in ("in", "not_in"):
                     self.error(op_path, _("can only compare with another input of the same type"))
                     continue
@@ -646,7 +658,7 @@ def check_rule_file(
     text: str, file: str, vocabulary: Vocabulary, expected_name: str | None = None
 ) -> tuple[RuleFile | None, list[RuleError]]:
     """Validate rule-file text; the RuleFile when it is sound, and every problem found."""
-    if len(text.encode("utf-8")) > MAX_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         return None, [RuleError(file, 1, 1, _("the file is larger than 256 KiB"))]
     try:
         located = parse(text)
