@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from .engine import RuleInputError, Runtime
+from .engine import RuleInputError, Runtime, normalize_facts
 from .model import RuleFile, TestCase
 
 
@@ -38,6 +38,11 @@ def run_case(runtime: Runtime, rule_file: RuleFile, case: TestCase) -> CaseResul
         evaluation = runtime.evaluate(rule_file, case.given)
     except RuleInputError as error:
         return CaseResult(case, False, _("the inputs do not fit: %(problem)s", problem=error))
+    return judge(rule_file, case, evaluation)
+
+
+def judge(rule_file: RuleFile, case: TestCase, evaluation: Any) -> CaseResult:
+    """Compare an evaluation with what the case expects."""
     fired = [decision.rule for decision in evaluation.decisions]
     labels = tuple(decision.label for decision in evaluation.decisions)
     problems = []
@@ -70,5 +75,18 @@ def run_case(runtime: Runtime, rule_file: RuleFile, case: TestCase) -> CaseResul
 
 
 def run_cases(runtime: Runtime, rule_file: RuleFile) -> list[CaseResult]:
-    """Every test case of the file."""
-    return [run_case(runtime, rule_file, case) for case in rule_file.tests]
+    """Every test case of the file, evaluated in one engine call."""
+    results: dict[int, CaseResult] = {}
+    runnable: list[int] = []
+    for index, case in enumerate(rule_file.tests):
+        try:
+            normalize_facts(rule_file, case.given)
+            runnable.append(index)
+        except RuleInputError as error:
+            results[index] = CaseResult(
+                case, False, _("the inputs do not fit: %(problem)s", problem=error)
+            )
+    evaluations = runtime.evaluate_many(rule_file, [rule_file.tests[i].given for i in runnable])
+    for index, evaluation in zip(runnable, evaluations, strict=True):
+        results[index] = judge(rule_file, rule_file.tests[index], evaluation)
+    return [results[index] for index in range(len(rule_file.tests))]

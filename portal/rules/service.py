@@ -29,10 +29,11 @@ from ..audit.recorder import acting_as
 from ..extensions import db
 from ..models import as_utc, utcnow
 from .cases import CaseResult, run_cases
-from .engine import Evaluation, Runtime
+from .engine import Evaluation, RuleEngineError, Runtime
 from .model import RuleError, RuleFile
 from .models import RuleDecision, RulesetStatus, RuleVersion
-from .validate import Vocabulary, check_rule_file
+from .scratch import ScratchRuntime
+from .validate import MAX_BYTES, Vocabulary, check_rule_file
 
 log = logging.getLogger("portal.rules")
 
@@ -82,6 +83,12 @@ class Check:
         return self.rule_file is not None and not self.errors and not self.failures
 
 
+def normalize_text(text: str) -> str:
+    """One form for the same policy: a browser's CRLF line ends would otherwise make an
+    unchanged file a "new" version with every line different."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def sha_of(text: str) -> str:
     """Content hash of a rule file (its identity in the engine and the history)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -93,6 +100,7 @@ class RuleService:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.runtime = Runtime()
+        self.scratch = ScratchRuntime()
         self._active: dict[str, Active] = {}
         self._checked_at = 0.0
         self._files_checked_at = 0.0
@@ -158,15 +166,32 @@ class RuleService:
     # -- checking ------------------------------------------------------------------
 
     def check(
-        self, text: str, name: str | None = None, file: str | None = None, run_tests: bool = True
+        self,
+        text: str,
+        name: str | None = None,
+        file: str | None = None,
+        run_tests: bool = True,
+        draft: bool = True,
     ) -> Check:
-        """Validate text and run its test cases."""
+        """Validate text and run its test cases. A ``draft`` runs its tests in the scratch
+        process (see scratch.py); text about to be published runs in this one, where it
+        will be registered anyway."""
+        file = file or f"{name or 'rules'}.yaml"
         rule_file, errors = check_rule_file(
-            text, file or f"{name or 'rules'}.yaml", self.vocabulary(), expected_name=name
+            normalize_text(text), file, self.vocabulary(), expected_name=name
         )
         if rule_file is None or not run_tests:
             return Check(rule_file, errors)
-        return Check(rule_file, errors, run_cases(self.runtime, rule_file))
+        runtime = (
+            self.scratch
+            if draft and self.app.config.get("RULES_SCRATCH_PROCESS", True)
+            else self.runtime
+        )
+        try:
+            results = run_cases(runtime, rule_file)
+        except RuleEngineError as error:
+            return Check(None, [RuleError(file, 1, 1, str(error))])
+        return Check(rule_file, errors, results)
 
     # -- versions in force -----------------------------------------------------------
 
@@ -290,6 +315,9 @@ class RuleService:
 
     def save_draft(self, name: str, text: str, author: Any = None, note: str = "") -> RuleVersion:
         """Keep an admin's unfinished edit (valid or not); the caller commits."""
+        text = normalize_text(text)
+        if len(text.encode("utf-8", "replace")) > MAX_BYTES or "\x00" in text:
+            raise ValueError("a draft must be text of at most 256 KiB")
         draft = RuleVersion(
             ruleset=name,
             version=None,
@@ -315,7 +343,8 @@ class RuleService:
     ) -> RuleVersion:
         """Publish ``text`` as the next version of ``name`` and commit. Refused (nothing
         written) unless it is valid and every test case passes."""
-        check = self.check(text, name)
+        text = normalize_text(text)
+        check = self.check(text, name, draft=False)
         if not check.ok:
             raise PublishRefused(check.errors, check.failures)
         latest = (
@@ -405,7 +434,7 @@ class RuleService:
         for name, paths in self.files().items():
             origin = "instance" if "instance" in paths else "default"
             path = paths[origin]
-            text = path.read_text(encoding="utf-8")
+            text = normalize_text(path.read_text(encoding="utf-8"))
             sha = sha_of(text)
             current = latest.get(name)
             if current is not None and current.sha == sha:
@@ -423,9 +452,10 @@ class RuleService:
                 continue  # this broken content was already reported
             try:
                 with acting_as(f"rules:{origin}-file"):
-                    self.publish(name, text, origin, note=str(path), write_file=False)
+                    note = f"{'instance/rules' if origin == 'instance' else 'rules'}/{path.name}"
+                    self.publish(name, text, origin, note=note, write_file=False)
                 outcome[name] = "published"
-            except PublishRefused as refused:
+            except (PublishRefused, RuleEngineError) as refused:
                 db.session.rollback()
                 with acting_as(f"rules:{origin}-file"):
                     status = db.session.get(RulesetStatus, name) or RulesetStatus(ruleset=name)

@@ -98,7 +98,12 @@ def simulate(
                 continue
             usable.append((subject_table, subject_id, inputs))
         before = service.runtime.fire(current, before_inputs)
-        after = service.runtime.fire(draft, after_inputs)
+        drafts = (
+            service.scratch
+            if service.app.config.get("RULES_SCRATCH_PROCESS", True)
+            else service.runtime
+        )
+        after = drafts.fire(draft, after_inputs)
         for (subject_table, subject_id, inputs), old_fired, new_fired in zip(
             usable, before, after, strict=True
         ):

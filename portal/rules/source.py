@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from flask_babel import gettext as _
 
 Path_ = tuple[Any, ...]
 
@@ -76,10 +77,10 @@ def _build(
     at: yaml.Mark | None = None,
 ) -> Any:
     if len(positions) > MAX_VALUES:
-        raise SourceError("the file is too large or nests aliases too deeply", 1, 1)
+        raise SourceError(_("the file is too large or nests aliases too deeply"), 1, 1)
     mark = at or node.start_mark  # a mapping entry stands where its key stands
     if len(path) > MAX_DEPTH:
-        raise SourceError("the values nest too deeply", mark.line + 1, mark.column + 1)
+        raise SourceError(_("the values nest too deeply"), mark.line + 1, mark.column + 1)
     positions[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
@@ -90,20 +91,20 @@ def _build(
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SourceError(
-                    "a key must be a plain word",
+                    _("a key must be a plain word"),
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
             key = _scalar(key_node)
             if key in result:
                 raise SourceError(
-                    f"'{key}' appears twice",
+                    _("'%(key)s' appears twice", key=key),
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
             result[key] = _build(value_node, (*path, key), positions, key_node.start_mark)
         return result
-    raise SourceError("unsupported YAML", node.start_mark.line + 1, node.start_mark.column + 1)
+    raise SourceError(_("unsupported YAML"), node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def parse(text: str) -> Located:
@@ -117,9 +118,9 @@ def parse(text: str) -> Located:
     except yaml.YAMLError as error:
         raise SourceError(str(error), 1, 1) from None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise SourceError("the values nest too deeply", 1, 1) from None
+        raise SourceError(_("the values nest too deeply"), 1, 1) from None
     if node is None:
-        raise SourceError("the file is empty", 1, 1)
+        raise SourceError(_("the file is empty"), 1, 1)
     positions: dict[Path_, tuple[int, int]] = {}
     data = _build(node, (), positions)
     return Located(data, positions)

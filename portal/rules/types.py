@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import gettext as _
+
 INPUT_TYPES = ("int", "money", "number", "bool", "enum", "text")
 OUTPUT_TYPES = (*INPUT_TYPES, "list")
 NUMERIC = ("int", "money", "number")
@@ -44,20 +46,20 @@ class ValueSpec:
 
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool):
-        raise ValueProblem("expected a number, got true/false")
+        raise ValueProblem(_("expected a number, got true/false"))
     if isinstance(value, int | Decimal):
         number = Decimal(value)
     elif isinstance(value, float | str):
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueProblem(f"expected a number, got {value!r}") from None
+            raise ValueProblem(_("expected a number, got %(value)s", value=repr(value))) from None
     else:
-        raise ValueProblem(f"expected a number, got {type(value).__name__}")
+        raise ValueProblem(_("expected a number, got %(value)s", value=type(value).__name__))
     if not number.is_finite():
-        raise ValueProblem("the number is not finite")
+        raise ValueProblem(_("the number is not finite"))
     if abs(number) >= LIMIT:
-        raise ValueProblem("the number is out of range")
+        raise ValueProblem(_("the number is out of range"))
     return number
 
 
@@ -67,21 +69,27 @@ def normalize(spec: ValueSpec, value: Any) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        raise ValueProblem(f"expected true or false, got {value!r}")
+        raise ValueProblem(_("expected true or false, got %(value)s", value=repr(value)))
     if kind == "enum":
         if not isinstance(value, str) or value not in spec.values:
-            raise ValueProblem(f"expected one of {', '.join(spec.values)}, got {value!r}")
+            raise ValueProblem(
+                _(
+                    "expected one of %(values)s, got %(value)s",
+                    values=", ".join(spec.values),
+                    value=repr(value),
+                )
+            )
         return value
     if kind == "text":
         if not isinstance(value, str):
-            raise ValueProblem(f"expected text, got {value!r}")
+            raise ValueProblem(_("expected text, got %(value)s", value=repr(value)))
         if len(value) > TEXT_MAX:
-            raise ValueProblem(f"text longer than {TEXT_MAX} characters")
+            raise ValueProblem(_("text longer than %(n)s characters", n=TEXT_MAX))
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate: the engine cannot read it
-                raise ValueProblem("the text is not valid Unicode") from None
+                raise ValueProblem(_("the text is not valid Unicode")) from None
         return value
     if (
         type(value) is int
@@ -98,7 +106,7 @@ def normalize(spec: ValueSpec, value: Any) -> Any:
     _decimal_bounds(spec, number)
     if kind == "int":
         if number != number.to_integral_value():
-            raise ValueProblem(f"expected a whole number, got {value!r}")
+            raise ValueProblem(_("expected a whole number, got %(value)s", value=repr(value)))
         return int(number)
     places = 2 if kind == "money" else spec.scale
     scaled = (number * (Decimal(10) ** places)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
@@ -110,9 +118,9 @@ _INT_LIMIT = 10**13
 
 def _decimal_bounds(spec: ValueSpec, number: Decimal) -> None:
     if spec.minimum is not None and number < spec.minimum:
-        raise ValueProblem(f"must be at least {spec.minimum}")
+        raise ValueProblem(_("must be at least %(n)s", n=spec.minimum))
     if spec.maximum is not None and number > spec.maximum:
-        raise ValueProblem(f"must be at most {spec.maximum}")
+        raise ValueProblem(_("must be at most %(n)s", n=spec.maximum))
 
 
 def display(spec: ValueSpec, engine_value: Any) -> Any:
@@ -130,7 +138,13 @@ def check_output(spec: ValueSpec, value: Any) -> Any:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if not isinstance(item, str) or (spec.values and item not in spec.values):
-                raise ValueProblem(f"expected a list of {', '.join(spec.values)}, got {value!r}")
+                raise ValueProblem(
+                    _(
+                        "expected a list of %(values)s, got %(value)s",
+                        values=", ".join(spec.values),
+                        value=repr(value),
+                    )
+                )
         return items
     if spec.type in ("money", "number"):
         _decimal(value)

@@ -450,7 +450,7 @@ class _Checker:
                 )
                 continue
             full_name, action = resolved
-            arguments = self.mapping(arguments, (*item_path, name), "arguments")
+            arguments = self.mapping(arguments, (*item_path, name), _("arguments"))
             for argument, kind in action.arguments.items():
                 if argument not in arguments:
                     self.error(
@@ -488,7 +488,7 @@ class _Checker:
         rule_ids: list[str],
         first_index: int,
     ) -> list[Branch]:
-        rule = self.mapping(raw, path, "a rule")
+        rule = self.mapping(raw, path, _("a rule"))
         if not rule:
             return []
         self.unknown_keys(rule, RULE_KEYS, path)
@@ -627,7 +627,7 @@ class _Checker:
         result = []
         for index, case in enumerate(self.sequence(raw, ("tests",), "tests")):
             path = ("tests", index)
-            case = self.mapping(case, path, "a test")
+            case = self.mapping(case, path, _("a test"))
             self.unknown_keys(case, {"name", "given", "expect"}, path)
             given = self.mapping(case.get("given"), (*path, "given"), "given")
             expect = self.mapping(case.get("expect"), (*path, "expect"), "expect")
