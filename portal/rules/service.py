@@ -362,7 +362,7 @@ class RuleService:
             origin=origin,
             note=note[:500],
             author_id=getattr(author, "id", None),
-            author=getattr(author, "username", "") or origin,
+            author=getattr(author, "username", "") or "",
             published_at=utcnow(),
         )
         db.session.add(row)

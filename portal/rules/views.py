@@ -36,6 +36,21 @@ from .validate import MAX_BYTES
 
 bp = Blueprint("rules", __name__, url_prefix="/admin/rules")
 
+# Who published a version that no person published: where it came from.
+ORIGIN_LABELS = {
+    "default": _l("the default file"),
+    "instance": _l("the company's file"),
+    "cli": _l("the command line"),
+    "browser": _l("the browser"),
+    "rollback": _l("a rollback"),
+}
+
+
+@bp.app_template_global()
+def published_by(row: Any) -> str:
+    """The person who published a version, or where it came from."""
+    return row.author or str(ORIGIN_LABELS.get(row.origin, row.origin))
+
 ACTIONS = ("check", "save", "simulate", "publish")
 # Which fields an action reads: a bad date does not stop a Check, a long note no Simulate.
 ACTION_FIELDS = {
