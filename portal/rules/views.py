@@ -51,6 +51,7 @@ def published_by(row: Any) -> str:
     """The person who published a version, or where it came from."""
     return row.author or str(ORIGIN_LABELS.get(row.origin, row.origin))
 
+
 ACTIONS = ("check", "save", "simulate", "publish")
 # Which fields an action reads: a bad date does not stop a Check, a long note no Simulate.
 ACTION_FIELDS = {
