@@ -400,15 +400,19 @@ class RuleService:
             )
         )
 
-    def rollback(self, name: str, version: int, author: Any = None) -> RuleVersion:
-        """Publish an older version again, as a new version."""
-        old = db.session.scalars(
+    def published_version(self, name: str, version: int) -> RuleVersion | None:
+        """Published version number ``version`` of ``name``."""
+        return db.session.scalars(
             sa.select(RuleVersion).where(
                 RuleVersion.ruleset == name,
                 RuleVersion.version == version,
                 RuleVersion.status == "published",
             )
         ).first()
+
+    def rollback(self, name: str, version: int, author: Any = None) -> RuleVersion:
+        """Publish an older version again, as a new version."""
+        old = self.published_version(name, version)
         if old is None:
             raise UnknownRuleset(f"{name} v{version}")
         return self.publish(

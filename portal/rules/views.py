@@ -552,13 +552,7 @@ def rollback(name: str, version: int) -> Any:
     confirmation (hx-confirm); without JavaScript a confirmation page asks first."""
     _known(name)
     service = _service()
-    old = db.session.scalars(
-        sa.select(RuleVersion).where(
-            RuleVersion.ruleset == name,
-            RuleVersion.version == version,
-            RuleVersion.status == "published",
-        )
-    ).first()
+    old = service.published_version(name, version)
     if old is None:
         abort(404)
     confirmed = request.headers.get("HX-Request") or request.form.get("confirmed") == "yes"
