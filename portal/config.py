@@ -40,3 +40,8 @@ API_MAX_PAGE_SIZE = 200
 # it also picks up edited files in rules/ and instance/rules/.
 RULES_REFRESH_SECONDS = 2
 RULES_WATCH_FILES = True
+
+# Behind a reverse proxy (the intranet's TLS terminator), how many proxies set
+# X-Forwarded-For: the client address (audit log, login throttling) is then read from it.
+# 0 trusts no header: without a proxy a client could otherwise pick its own address.
+PROXY_HOPS = 0

@@ -167,3 +167,24 @@ def test_open_redirect_after_login_is_refused(client: Any, make_person: Any) -> 
         "/login?next=//evil.example/x", data={"username": "li", "password": "correct-horse-42"}
     )
     assert response.location == "/"
+
+
+def test_behind_a_proxy_the_client_address_is_read_from_the_forwarded_header(
+    make_app: Any, make_person: Any
+) -> None:
+    app = make_app(PROXY_HOPS=1)
+    make_person("li")
+    client = app.test_client()
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post(
+            "/login",
+            data={"username": "ghost", "password": "x"},
+            headers={"X-Forwarded-For": "10.0.0.7"},
+        )
+    # Another client behind the same proxy is not locked out by the first one's failures.
+    response = client.post(
+        "/login",
+        data={"username": "li", "password": "correct-horse-42"},
+        headers={"X-Forwarded-For": "10.0.0.8"},
+    )
+    assert response.status_code == 302
