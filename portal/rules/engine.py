@@ -28,7 +28,7 @@ import durable.engine
 
 from .compiler import NOTHING, compile_ruleset, engine_name
 from .model import RuleFile
-from .types import ValueProblem, normalize
+from .types import ValueProblem, normalizer
 
 
 class RuleInputError(ValueError):
@@ -142,15 +142,14 @@ def normalize_facts(rule_file: RuleFile, facts: Mapping[str, Any]) -> dict[str, 
     values: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
     for name, spec in rule_file.inputs.items():
-        if name not in facts or facts[name] is None:
+        raw = facts.get(name)
+        if raw is None:
             if spec.default is None:
                 problems[name] = ["missing"]
                 continue
             raw = spec.default
-        else:
-            raw = facts[name]
         try:
-            values[name] = normalize(spec, raw)
+            values[name] = normalizer(spec)(raw)
         except ValueProblem as problem:
             problems[name] = [str(problem)]
     if problems:
