@@ -195,7 +195,10 @@ def test_p6_4_table_row_decision_names_its_row_and_line(
         "hotel-over-limit#2",
     )
     assert decision.line == where(EXPENSES, "- [salesperson, 2, 400]")[0]
-    assert decision.outputs["approvers"] == ["supervisor", "manager"]
+    assert list(decision.outputs["approvers"]) == ["supervisor", "manager"]
+    evaluation.outputs["approvers"].append("finance")  # the caller's copy, not the policy
+    again = runtime.evaluate(expenses, claim(category="hotel", city_tier=2, amount=401))
+    assert again.outputs["approvers"] == ["supervisor", "manager"]
     assert evaluation.rules == ["hotel-over-limit#2"]
 
 

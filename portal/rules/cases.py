@@ -22,6 +22,8 @@ class CaseResult:
 
 
 def _same(expected: Any, actual: Any) -> bool:
+    if isinstance(actual, tuple):  # frozen list outputs
+        actual = list(actual)
     if isinstance(expected, int | float) and isinstance(actual, int | float | str):
         try:
             return float(expected) == float(actual)

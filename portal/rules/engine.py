@@ -15,6 +15,7 @@ What this wrapper does about durable_rules' traps (see docs/rules.md):
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import threading
 import weakref
@@ -157,7 +158,17 @@ def normalize_facts(rule_file: RuleFile, facts: Mapping[str, Any]) -> dict[str, 
     return values
 
 
-_NO_OUTPUTS: Mapping[str, Any] = MappingProxyType({})
+def _thawed(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in outputs.items()
+    }
+
+
+def _frozen(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Outputs callers cannot change: they are the policy itself, shared by every call."""
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in outputs.items()
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -205,16 +216,18 @@ class _SidPool:
 
     def __init__(self) -> None:
         self._free: list[str] = []
+        self._numbers = itertools.count(1)  # next() is atomic under the GIL; += is not
         self._created = 0
 
     def take(self) -> str:
         try:
             return self._free.pop()
         except IndexError:
-            self._created += 1
-            if self._created > self.LIMIT:
+            number = next(self._numbers)
+            self._created = number
+            if number > self.LIMIT:
                 raise RuleEngineError("too many rule evaluations at once in one process") from None
-            return f"p{os.getpid()}s{self._created}"
+            return f"p{os.getpid()}s{number}"
 
     def give_back(self, sid: str) -> None:
         self._free.append(sid)
@@ -242,13 +255,13 @@ class Runtime:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._reset()
         _RUNTIMES.add(self)
 
     def _reset(self) -> None:
         """Forget the engine (at start, and in a forked child: a Host created before a
-        fork must not be used after it)."""
+        fork must not be used after it, nor a lock another thread held at the fork)."""
+        self._lock = threading.Lock()
         self._host: _QuietHost | None = None
         self._sids = _SidPool()
         self._registered: dict[str, RuleFile] = {}
@@ -300,7 +313,7 @@ class Runtime:
                     b.rule_id,
                     b.row,
                     b.line,
-                    b.outputs,
+                    MappingProxyType(_frozen(b.outputs)),
                     b.actions,
                 )
                 for b in rule_file.branches
@@ -344,8 +357,14 @@ class Runtime:
         finally:
             fired = host.fired.pop(sid, [])
             self._sids.give_back(sid)
+        if isinstance(failure, durable.engine.MessageObservedException) and len(inputs) > 1:
+            # durable_rules keys a batch's messages by a 32-bit hash: two different facts
+            # can clash. Halves clash far less; a single fact never does.
+            middle = len(inputs) // 2
+            return self.fire(rule_file, inputs[:middle]) + self.fire(rule_file, inputs[middle:])
         if failure is not None:
-            raise RuleEngineError(f"evaluating {rule_file.name} failed: {failure}") from failure
+            detail = str(failure)[:300]  # the engine quotes the whole batch
+            raise RuleEngineError(f"evaluating {rule_file.name} failed: {detail}") from failure
         if first and len(inputs) == 1 and len(fired) == 1:  # the request path, in short
             branch = fired[0][1]
             return [[branch] if branch >= 0 else []]
@@ -381,7 +400,8 @@ class Runtime:
         decisions = tuple(templates[index] for index in indices)
         given = {name: _plain(facts[name]) for name in rule_file.inputs if name in facts}
         if rule_file.hit_policy == "first":
-            outputs = decisions[0].outputs if decisions else _NO_OUTPUTS
+            # The caller's own copy: the decision's outputs are the shared policy.
+            outputs = _thawed(decisions[0].outputs) if decisions else {}
         else:
             outputs = combine_outputs(rule_file, list(decisions))
         return Evaluation(

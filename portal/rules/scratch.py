@@ -20,7 +20,7 @@ from .engine import RuleEngineError, Runtime
 from .model import RuleFile
 
 RECYCLE_AFTER = 40  # drafts registered in one child before it is replaced (~20 MiB)
-TIMEOUT_SECONDS = 300
+TIMEOUT_SECONDS = 60  # below a web worker's own timeout
 
 _child_runtime: Runtime | None = None
 _pool: ProcessPoolExecutor | None = None
@@ -28,11 +28,12 @@ _pool_lock = threading.Lock()
 
 
 def _fire_in_child(rule_file: RuleFile, inputs: list[dict[str, Any]]) -> tuple[Any, bool]:
-    """Runs in the child: the engine step, and whether the child has done enough."""
+    """Runs in the child: register (and with inputs, evaluate); and whether the child has
+    done enough."""
     global _child_runtime
     if _child_runtime is None:
         _child_runtime = Runtime()
-    fired = _child_runtime.fire(rule_file, inputs)
+    fired = _child_runtime.fire(rule_file, inputs) if inputs else _child_runtime.register(rule_file)
     return fired, _child_runtime.registered_count >= RECYCLE_AFTER
 
 
@@ -64,13 +65,17 @@ def _shutdown() -> None:
 class ScratchRuntime(Runtime):
     """A Runtime whose engine step runs in the child process."""
 
-    def register(self, rule_file: RuleFile) -> str:  # registered in the child, lazily
-        return rule_file.name
+    def register(self, rule_file: RuleFile) -> str:
+        """Register in the child: the engine's refusal surfaces as RuleEngineError."""
+        return self._call(rule_file, [])
 
     def fire(self, rule_file: RuleFile, inputs: list[dict[str, Any]]) -> list[list[int]]:
         """As Runtime.fire, in the child process."""
         if not inputs:
             return []
+        return self._call(rule_file, inputs)
+
+    def _call(self, rule_file: RuleFile, inputs: list[dict[str, Any]]) -> Any:
         pool = _executor()
         try:
             fired, tired = pool.submit(_fire_in_child, rule_file, inputs).result(TIMEOUT_SECONDS)

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from flask_babel import gettext as _
 
 from ..audit.recorder import acting_as
 from ..extensions import db
-from ..models import as_utc, utcnow
+from ..models import utcnow
 from .cases import CaseResult, run_cases
 from .engine import Evaluation, RuleEngineError, Runtime
 from .model import RuleError, RuleFile
@@ -81,6 +80,12 @@ class Check:
     def ok(self) -> bool:
         """Valid and every test case passes."""
         return self.rule_file is not None and not self.errors and not self.failures
+
+
+def read_rule_file(path: Path) -> str:
+    """A rule file's text; bytes that are not UTF-8 are shown as \ufffd, so validation
+    reports them at their line instead of the page failing."""
+    return normalize_text(path.read_bytes().decode("utf-8", errors="replace"))
 
 
 def normalize_text(text: str) -> str:
@@ -144,7 +149,7 @@ class RuleService:
         paths = self.files().get(name, {})
         for origin in ("instance", "default"):
             if origin in paths:
-                return origin, paths[origin].read_text(encoding="utf-8")
+                return origin, read_rule_file(paths[origin])
         return None
 
     def diff(self, name: str) -> str:
@@ -152,8 +157,8 @@ class RuleService:
         paths = self.files().get(name)
         if not paths:
             raise UnknownRuleset(name)
-        default = paths["default"].read_text(encoding="utf-8") if "default" in paths else ""
-        company = paths["instance"].read_text(encoding="utf-8") if "instance" in paths else default
+        default = read_rule_file(paths["default"]) if "default" in paths else ""
+        company = read_rule_file(paths["instance"]) if "instance" in paths else default
         return "".join(
             difflib.unified_diff(
                 default.splitlines(keepends=True),
@@ -188,6 +193,7 @@ class RuleService:
             else self.runtime
         )
         try:
+            runtime.register(rule_file)  # the engine's own limits are part of validity
             results = run_cases(runtime, rule_file)
         except RuleEngineError as error:
             return Check(None, [RuleError(file, 1, 1, str(error))])
@@ -216,7 +222,13 @@ class RuleService:
             and (force or now - self._files_checked_at >= max(interval, 5))
         ):
             self._files_checked_at = now
-            self.sync_files()
+            # A session of its own (a fresh app context): publishing commits, refusing
+            # rolls back, and neither may touch the work of the request that asked.
+            with self.app.app_context():
+                try:
+                    self.sync_files()
+                finally:
+                    db.session.remove()
         with self._lock:  # read and swap as one step: never back to an older version
             latest = self._latest_published()
             for ruleset, version_id in latest.items():
@@ -235,7 +247,11 @@ class RuleService:
                         "; ".join(map(str, errors)),
                     )
                     continue
-                self.runtime.register(rule_file)  # fully registered before it is visible
+                try:
+                    self.runtime.register(rule_file)  # fully registered before it is visible
+                except RuleEngineError as error:  # the last good version stays in force
+                    log.error("published %s v%s cannot load: %s", ruleset, row.version, error)
+                    continue
                 self._active[ruleset] = Active(version_id, row.version, rule_file)
             for ruleset in set(self._active) - set(latest):
                 del self._active[ruleset]
@@ -380,7 +396,7 @@ class RuleService:
         paths = self.files().get(name, {})
         default = paths.get("default")
         target = self.instance_dir() / f"{name}.yaml"
-        if default is not None and default.read_text(encoding="utf-8") == text:
+        if default is not None and read_rule_file(default) == text:
             if target.exists():
                 target.unlink()
             return
@@ -419,6 +435,15 @@ class RuleService:
             name, old.source, "rollback", author, note=_("Back to version %(n)s", n=version)
         )
 
+    def _file_refused(self, name: str, sha: str, problem: str) -> None:
+        """Remember why a file is not in force, for the admin pages (own commit)."""
+        with acting_as("rules:file"):
+            status = db.session.get(RulesetStatus, name) or RulesetStatus(ruleset=name)
+            status.file_sha, status.last_error = sha, problem[:20000]
+            status.checked_at = utcnow()
+            db.session.add(status)
+            db.session.commit()
+
     def sync_files(self) -> dict[str, str]:
         """Publish files that changed since the version in force was published (new
         defaults, a company's edited file). Returns what happened per ruleset."""
@@ -438,20 +463,26 @@ class RuleService:
         for name, paths in self.files().items():
             origin = "instance" if "instance" in paths else "default"
             path = paths[origin]
-            text = normalize_text(path.read_text(encoding="utf-8"))
+            try:
+                text = normalize_text(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as error:
+                self._file_refused(name, "", f"{path.name}: {error}")
+                outcome[name] = "refused"
+                continue
             sha = sha_of(text)
             current = latest.get(name)
-            if current is not None and current.sha == sha:
-                continue
-            modified = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-            if (
-                current is not None
-                and current.published_at is not None
-                and as_utc(current.published_at) >= modified
-                and origin == "default"
-            ):
-                continue  # the company published its own after this default shipped
             status = db.session.get(RulesetStatus, name)
+            if current is not None and current.sha == sha:
+                if status is not None and status.last_error:  # the file is good again
+                    status.last_error, status.file_sha = "", sha
+                    db.session.commit()
+                continue
+            if (
+                origin == "default"
+                and current is not None
+                and current.origin in ("browser", "cli", "rollback")
+            ):
+                continue  # the company published its own version in the portal
             if status is not None and status.file_sha == sha and status.last_error:
                 continue  # this broken content was already reported
             try:
@@ -461,17 +492,17 @@ class RuleService:
                 outcome[name] = "published"
             except (PublishRefused, RuleEngineError) as refused:
                 db.session.rollback()
-                with acting_as(f"rules:{origin}-file"):
-                    status = db.session.get(RulesetStatus, name) or RulesetStatus(ruleset=name)
-                    status.file_sha, status.last_error = sha, str(refused)
-                    status.checked_at = utcnow()
-                    db.session.add(status)
-                    db.session.commit()
+                self._file_refused(name, sha, str(refused))
                 outcome[name] = "refused"
                 log.error("rule file %s not published:\n%s", path, refused)
             except sa.exc.IntegrityError:
                 db.session.rollback()  # another worker published it at the same moment
                 outcome[name] = "published elsewhere"
+            except Exception as error:  # one broken file never stops the others
+                db.session.rollback()
+                self._file_refused(name, sha, f"{type(error).__name__}: {error}")
+                outcome[name] = "refused"
+                log.exception("rule file %s could not be read", path)
         return outcome
 
 

@@ -133,7 +133,10 @@ class _Checker:
             if entry.get(key) is not None:
                 try:
                     bounds[key] = Decimal(str(entry[key]))
+                    if not bounds[key].is_finite():
+                        raise ValueError(key)
                 except Exception:  # noqa: BLE001 - any unparsable bound is the admin's typo
+                    bounds.pop(key, None)
                     self.error((*path, key), _("%(key)s must be a number", key=key))
         scale = entry.get("scale", 2)
         if not isinstance(scale, int) or not 0 <= scale <= 6:
@@ -311,6 +314,20 @@ class _Checker:
                     ),
                 )
                 return None
+            if spec.type == "number" and entry[0].scale != spec.scale:
+                # Numbers are compared scaled: a threshold must carry the input's scale.
+                if entry[0].scale > spec.scale:
+                    self.error(
+                        path,
+                        _(
+                            "give parameter '%(name)s' the scale of '%(field)s' (%(n)s)",
+                            name=raw["param"],
+                            field=spec.name,
+                            n=spec.scale,
+                        ),
+                    )
+                    return None
+                return entry[1] * 10 ** (spec.scale - entry[0].scale)
             return entry[1]
         try:
             return normalize(spec, raw)
@@ -361,8 +378,15 @@ class _Checker:
                 continue
             if isinstance(operand, dict) and set(operand) == {"field"}:
                 other = inputs.get(operand["field"]) if isinstance(operand["field"], str) else None
-                if other is None or other.type != spec.type or op in ("in", "not_in"):
-                    self.error(op_path, _("can only compare with another input of the same type"))
+                if (
+                    other is None
+                    or other.type != spec.type
+                    or op in ("in", "not_in")
+                    or (spec.type == "number" and other.scale != spec.scale)
+                ):
+                    self.error(
+                        op_path, _("can only compare with another input of the same type and scale")
+                    )
                     continue
                 conditions.append(Condition(field_name, op, ref=operand["field"]))
                 continue
@@ -391,6 +415,8 @@ class _Checker:
         any_of: list[tuple[Condition, ...]] = []
         for key, value in self.mapping(raw, path, "when").items():
             if key == "any":
+                if value == [] or value is None:
+                    self.error((*path, "any"), _("'any' needs at least one group of conditions"))
                 for index, group in enumerate(self.sequence(value, (*path, "any"), "any")):
                     group_conditions: list[Condition] = []
                     for field_name, raw_condition in self.mapping(
@@ -638,8 +664,14 @@ class _Checker:
                 if key not in outputs and key != "rule":
                     self.error((*path, "expect", key), _("unknown output '%(name)s'", name=key))
             expected_rules = expect.get("rule")
-            for rule_id in expected_rules if isinstance(expected_rules, list) else [expected_rules]:
-                if rule_id is not None and rule_id != "none" and rule_id not in rule_ids:
+            listed = expected_rules if isinstance(expected_rules, list) else [expected_rules]
+            if isinstance(expected_rules, list) and not all(isinstance(r, str) for r in listed):
+                self.error((*path, "expect", "rule"), _("list the rule ids as words"))
+                listed = []
+            for rule_id in listed:
+                if rule_id is not None and not isinstance(rule_id, str):
+                    self.error((*path, "expect", "rule"), _("list the rule ids as words"))
+                elif rule_id is not None and rule_id != "none" and rule_id not in rule_ids:
                     self.error(
                         (*path, "expect", "rule"), _("no rule has the id '%(id)s'", id=rule_id)
                     )
