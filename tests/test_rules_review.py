@@ -199,3 +199,38 @@ def test_p1_3_4_an_upgraded_default_is_picked_up_whatever_its_file_time(
         an_hour_ago = time.time() - 3600
         os.utime(upgraded, (an_hour_ago, an_hour_ago))  # copied with its old time stamp
         assert service.sync_files().get("expenses") == "published"
+
+
+def test_p6_1_a_record_that_matches_nothing_still_keeps_its_latest_inputs(app: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from portal.rules.simulate import simulate
+
+    monthly = (ROOT / "rules" / "attendance_monthly.yaml").read_text(encoding="utf-8")
+    with app.test_request_context():
+        service = rules()
+        facts = {
+            "late_count_month": 4,
+            "early_leave_count_month": 0,
+            "missed_punch_count_month": 0,
+            "absent_days_month": 0,
+            "longest_absence_streak": 0,
+        }
+        service.evaluate("attendance_monthly", facts, subject=("person", 1))
+        quiet = {**facts, "late_count_month": 1}
+        later = service.evaluate("attendance_monthly", quiet, subject=("person", 1))
+        db.session.commit()
+        assert later.decisions == ()
+        latest = service.explain("person", 1)[0]
+        assert latest.rule == "" and latest.inputs["late_count_month"] == 1
+        # A draft that talks after one late arrival changes this record.
+        draft_text = monthly.replace(
+            "late_talk_count: {type: int, value: 3", "late_talk_count: {type: int, value: 1"
+        )
+        assert draft_text != monthly
+        draft = service.check(draft_text, name="attendance_monthly", run_tests=False).rule_file
+        assert draft is not None
+        result = simulate(
+            service, "attendance_monthly", draft, datetime.now(UTC) - timedelta(days=1)
+        )
+        assert result.total == 1 and result.changed == 1

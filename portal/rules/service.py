@@ -286,7 +286,9 @@ class RuleService:
     def record(
         self, evaluation: Evaluation, subject: tuple[str, Any], version_id: int | None = None
     ) -> list[RuleDecision]:
-        """Store the decisions of an evaluation that changed ``subject``; the caller commits."""
+        """Store the decisions of an evaluation that changed ``subject``; the caller commits.
+        When no rule matched, one row with an empty ``rule`` says so: the record's latest
+        inputs are then still the ones its page explains and simulation replays."""
         actor_id = None
         if has_request_context():
             from flask_login import current_user
@@ -310,6 +312,24 @@ class RuleService:
             )
             for d in evaluation.decisions
         ]
+        if not rows:
+            rows = [
+                RuleDecision(
+                    ruleset=evaluation.ruleset,
+                    version_id=version_id,
+                    sha=evaluation.sha,
+                    clause=evaluation.clause,
+                    rule="",
+                    row=None,
+                    line=None,
+                    subject_table=subject[0],
+                    subject_id=str(subject[1]),
+                    inputs=dict(evaluation.inputs),
+                    outputs={},
+                    actions=[],
+                    actor_id=actor_id,
+                )
+            ]
         db.session.add_all(rows)
         return rows
 

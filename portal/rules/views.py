@@ -183,9 +183,10 @@ def _decision_rows(decisions: list[RuleDecision]) -> list[dict[str, Any]]:
             {
                 "decision": decision,
                 "version": version.version if version is not None else None,
-                "label": decision.rule
-                if decision.row is None
-                else f"{decision.rule}#{decision.row}",
+                "label": (
+                    decision.rule if decision.row is None else f"{decision.rule}#{decision.row}"
+                )
+                or _("no rule matched"),
                 "source_line": source_line,
                 "actor": actor.display_name if actor is not None else "",
             }
