@@ -300,36 +300,18 @@ class RuleService:
                 version_id=version_id,
                 sha=evaluation.sha,
                 clause=evaluation.clause,
-                rule=d.rule,
-                row=d.row,
-                line=d.line,
+                rule=d.rule if d else "",
+                row=d.row if d else None,
+                line=d.line if d else None,
                 subject_table=subject[0],
                 subject_id=str(subject[1]),
                 inputs=dict(evaluation.inputs),
-                outputs=dict(d.outputs),
-                actions=[a for a in d.as_dict()["actions"]],
+                outputs=dict(d.outputs) if d else {},
+                actions=d.as_dict()["actions"] if d else [],
                 actor_id=actor_id,
             )
-            for d in evaluation.decisions
+            for d in evaluation.decisions or (None,)
         ]
-        if not rows:
-            rows = [
-                RuleDecision(
-                    ruleset=evaluation.ruleset,
-                    version_id=version_id,
-                    sha=evaluation.sha,
-                    clause=evaluation.clause,
-                    rule="",
-                    row=None,
-                    line=None,
-                    subject_table=subject[0],
-                    subject_id=str(subject[1]),
-                    inputs=dict(evaluation.inputs),
-                    outputs={},
-                    actions=[],
-                    actor_id=actor_id,
-                )
-            ]
         db.session.add_all(rows)
         return rows
 

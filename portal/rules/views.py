@@ -257,14 +257,19 @@ def index() -> Any:
     return render_template("rules/index.html", entries=entries, origin_labels=ORIGIN_LABELS)
 
 
+def _in_force(name: str) -> tuple[RuleService, Active | None, Any]:
+    """The service, the version in force (or None) and its published row, for a ruleset
+    that exists (404 otherwise)."""
+    _known(name)
+    active = _active(name)
+    return _service(), active, _published_row(active)
+
+
 @bp.get("/<name>")
 @require_permission("core.rules.read")
 def detail(name: str) -> Any:
     """The version in force with line numbers, its vocabulary, tests and decisions."""
-    _known(name)
-    service = _service()
-    active = _active(name)
-    row = _published_row(active)
+    service, active, row = _in_force(name)
     check: Check | None = None
     if active is not None:
         check = _checked(service, active.rule_file.source, name)
@@ -383,10 +388,7 @@ def _size_error(name: str, text: str) -> RuleError | None:
 @require_permission("core.rules.manage")
 def edit(name: str) -> Any:
     """Edit the text; Check, Save draft, Simulate or Publish it."""
-    _known(name)
-    service = _service()
-    active = _active(name)
-    row = _published_row(active)
+    service, active, row = _in_force(name)
     form = RuleEditForm()
     if request.method == "GET":
         text, draft = _starting_text(name, active, row)
