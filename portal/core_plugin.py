@@ -17,7 +17,9 @@ from flask_babel import lazy_gettext as _l
 from .plugins import (
     EventType,
     Job,
+    LoopType,
     NavItem,
+    NotificationKind,
     Permission,
     PluginMeta,
     RoleSpec,
@@ -37,6 +39,7 @@ def portal_models() -> None:
     from . import settings  # noqa: F401
     from .audit import models as audit_models  # noqa: F401
     from .auth import models as auth_models  # noqa: F401
+    from .loops import models as loop_models  # noqa: F401
     from .org import models as org_models  # noqa: F401
     from .rules import models as rule_models  # noqa: F401
 
@@ -53,10 +56,25 @@ def portal_blueprints() -> list[Any]:
     from .audit.views import bp as audit_bp
     from .auth import services  # noqa: F401  (registers the session user loader)
     from .auth.views import bp as auth_bp
+    from .loops.approval_views import bp as approvals_bp
+    from .loops.loop_views import bp as loops_bp
+    from .loops.notification_views import bp as notifications_bp
+    from .loops.work_views import bp as work_bp
     from .org.views import bp as people_bp
     from .rules.views import bp as rules_bp
 
-    return [web.bp, auth_bp, people_bp, admin_bp, audit_bp, rules_bp]
+    return [
+        web.bp,
+        auth_bp,
+        people_bp,
+        admin_bp,
+        audit_bp,
+        rules_bp,
+        work_bp,
+        loops_bp,
+        approvals_bp,
+        notifications_bp,
+    ]
 
 
 @hookimpl
@@ -146,6 +164,27 @@ def purge_login_attempts() -> int:
     return result.rowcount or 0
 
 
+def escalate_overdue_loops() -> Any:
+    """Job: escalate overdue loop items as the rule file ``loop_escalation`` says."""
+    from .loops.service import escalate_overdue
+
+    return escalate_overdue()
+
+
+def remind_due_loops() -> Any:
+    """Job: remind owners of loop items falling due soon."""
+    from .loops.service import remind_due_soon
+
+    return remind_due_soon()
+
+
+def send_queued_emails() -> Any:
+    """Job: deliver the queued notification emails over SMTP."""
+    from .loops.mailer import send_queued
+
+    return send_queued()
+
+
 @hookimpl
 def portal_jobs() -> list[Job]:
     return [
@@ -154,7 +193,54 @@ def portal_jobs() -> list[Job]:
             purge_login_attempts,
             every_seconds=86400,
             description="Delete old login attempts",
+        ),
+        Job(
+            "core.escalate_overdue_loops",
+            escalate_overdue_loops,
+            every_seconds=3600,
+            description="Escalate overdue loop items to the owner's supervisors (P1.3.2)",
+        ),
+        Job(
+            "core.remind_due_loops",
+            remind_due_loops,
+            every_seconds=86400,
+            description="Remind owners of loop items falling due soon",
+        ),
+        Job(
+            "core.send_emails",
+            send_queued_emails,
+            every_seconds=60,
+            description="Send queued notification emails",
+        ),
+    ]
+
+
+@hookimpl
+def portal_loop_types() -> list[LoopType]:
+    # The one mechanism-level type: an action raised by hand (P1.3.4 improvement).
+    # Chapter plugins declare their own (follow-up, complaint, risk warning ...).
+    return [
+        LoopType(
+            "core.action",
+            _l("Action item"),
+            clause="P1.3.2",
+            description=_l("Something raised by hand that must be done and verified"),
         )
+    ]
+
+
+@hookimpl
+def portal_notification_kinds() -> list[NotificationKind]:
+    return [
+        NotificationKind("core.loop_assigned", _l("A loop item was given to me")),
+        NotificationKind("core.loop_due_soon", _l("A loop item of mine is due soon")),
+        NotificationKind("core.loop_overdue", _l("A loop item is overdue or escalated to me")),
+        NotificationKind("core.loop_to_verify", _l("A loop item I raised is done: verify it")),
+        NotificationKind("core.loop_reopened", _l("A loop item of mine was reopened")),
+        NotificationKind("core.approval_waiting", _l("An approval waits for me")),
+        NotificationKind(
+            "core.approval_decided", _l("My request was approved, rejected or returned")
+        ),
     ]
 
 
@@ -198,20 +284,48 @@ def portal_event_types() -> list[EventType]:
             payload=("user_id", "from_unit_id", "to_unit_id"),
         ),
         EventType("core.user_disabled", "A person was disabled", payload=("user_id",)),
+        EventType(
+            "core.loop_raised",
+            "A loop item was raised",
+            payload=("loop_id", "type", "subject_table", "subject_id"),
+        ),
+        EventType(
+            "core.loop_changed",
+            "A loop item changed status (started, done, verified, reopened, escalated)",
+            payload=(
+                "loop_id",
+                "type",
+                "action",
+                "from_status",
+                "to_status",
+                "subject_table",
+                "subject_id",
+            ),
+        ),
+        EventType(
+            "core.approval_decided",
+            "An approval request was approved, rejected, returned or cancelled",
+            payload=("request_id", "kind", "status", "subject_table", "subject_id"),
+        ),
     ]
 
 
 @hookimpl
 def portal_api_routes() -> list[Any]:
     from .api.resources import ROUTES
+    from .loops.approval_api import ROUTES as APPROVAL_ROUTES
+    from .loops.loop_api import ROUTES as LOOP_ROUTES
 
-    return ROUTES
+    return [*ROUTES, *LOOP_ROUTES, *APPROVAL_ROUTES]
 
 
 @hookimpl(trylast=True)
 def portal_nav_items(user: Any) -> list[NavItem]:
     return [
         NavItem("web.home", _l("Home"), order=0),
+        NavItem("work.inbox", _l("My work"), order=5),
+        NavItem("approvals.index", _l("Approvals"), order=6),
+        NavItem("work.metrics", _l("Loop metrics"), order=80),
         NavItem("people.directory", _l("People"), order=90),
         NavItem(
             "admin.users", _l("People"), order=10, section="admin", permission="core.users.manage"
@@ -255,6 +369,9 @@ def portal_nav_items(user: Any) -> list[NavItem]:
             permission="core.rules.read",
         ),
         NavItem("people.me", _l("My profile"), order=10, section="user"),
+        NavItem("notifications.index", _l("Notifications"), order=12, section="user"),
+        NavItem("notifications.preferences", _l("Email preferences"), order=14, section="user"),
+        NavItem("approvals.delegations", _l("Delegation while away"), order=16, section="user"),
         NavItem("auth.change_password", _l("Change password"), order=20, section="user"),
     ]
 

@@ -9,11 +9,14 @@ import pluggy
 from .hookspecs import PROJECT
 from .types import (
     ApiRoute,
+    ApprovalKind,
     Event,
     EventType,
     FactProvider,
     Job,
+    LoopType,
     NavItem,
+    NotificationKind,
     Permission,
     PluginMeta,
     RoleSpec,
@@ -27,11 +30,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
     "ApiRoute",
+    "ApprovalKind",
     "Event",
     "EventType",
     "FactProvider",
     "Job",
+    "LoopType",
     "NavItem",
+    "NotificationKind",
     "Permission",
     "PluginMeta",
     "RoleSpec",

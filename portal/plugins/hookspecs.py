@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
     from .types import (
         ApiRoute,
+        ApprovalKind,
         Event,
         EventType,
         FactProvider,
         Job,
+        LoopType,
         NavItem,
+        NotificationKind,
         Permission,
         PluginMeta,
         RoleSpec,
@@ -241,6 +244,55 @@ def portal_api_routes() -> list[ApiRoute]:
         def portal_api_routes():
             return [ApiRoute("/claims", list_claims, summary="List claims",
                              paginated=True)]
+    """
+
+
+# ---------------------------------------------------------------------------
+# Closed loop: what plugins feed into the core's loops, approvals and notifications.
+# Setup hooks too, called after portal_api_routes.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def portal_loop_types() -> list[LoopType]:
+    """Declare the kinds of closed-loop item the plugin raises (``<plugin>.<name>``)
+    with the clause each serves. ``portal.loops.service.raise_loop`` refuses an
+    undeclared type; the inbox and the metrics filter and group by them.
+
+    Example::
+
+        @hookimpl
+        def portal_loop_types():
+            return [LoopType("sales.follow_up", _l("Customer follow-up"), clause="P3.1.3")]
+    """
+
+
+@hookspec
+def portal_approval_kinds() -> list[ApprovalKind]:
+    """Declare what the plugin submits for approval (``<plugin>.<name>``), the rule
+    file that routes it (its ``approvers`` output, e.g. ``[supervisor, finance]``) and
+    ``on_decided(request)``, called in the same transaction once the request is
+    approved, rejected or returned.
+
+    Example::
+
+        @hookimpl
+        def portal_approval_kinds():
+            return [ApprovalKind("expenses.claim", _l("Expense claim"), ruleset="expenses",
+                                 clause="P6.4", on_decided=claim_decided)]
+    """
+
+
+@hookspec
+def portal_notification_kinds() -> list[NotificationKind]:
+    """Declare the kinds of notification the plugin sends (``<plugin>.<name>``). Each
+    person chooses per kind whether it also reaches them by email.
+
+    Example::
+
+        @hookimpl
+        def portal_notification_kinds():
+            return [NotificationKind("expenses.paid", _l("An expense claim was paid"))]
     """
 
 

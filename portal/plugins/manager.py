@@ -66,6 +66,9 @@ SETUP_HOOKS = (
     "portal_fact_providers",
     "portal_event_types",
     "portal_api_routes",
+    "portal_loop_types",
+    "portal_approval_kinds",
+    "portal_notification_kinds",
 )
 
 

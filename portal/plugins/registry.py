@@ -20,9 +20,12 @@ from .manager import CORE, SETUP_HOOKS, PluginError, PluginHost, check_namespace
 from .types import (
     SCOPE_LEVELS,
     ApiRoute,
+    ApprovalKind,
     EventType,
     FactProvider,
     Job,
+    LoopType,
+    NotificationKind,
     Permission,
     RoleSpec,
     RuleAction,
@@ -45,6 +48,9 @@ class PortalState:
     fact_providers: dict[str, FactProvider] = field(default_factory=dict)
     event_types: dict[str, EventType] = field(default_factory=dict)
     api_routes: list[tuple[str, ApiRoute]] = field(default_factory=list)
+    loop_types: dict[str, LoopType] = field(default_factory=dict)
+    approval_kinds: dict[str, ApprovalKind] = field(default_factory=dict)
+    notification_kinds: dict[str, NotificationKind] = field(default_factory=dict)
     migration_dirs: list[str] = field(default_factory=list)
     translation_dirs: list[str] = field(default_factory=list)
     public_endpoints: set[str] = field(default_factory=set)
@@ -201,6 +207,25 @@ class _Stage:
                 )
         return routes
 
+    def _portal_loop_types(self, result: Any) -> list[Any]:
+        return self._named_callables(result, LoopType, "portal_loop_types", self.state.loop_types)
+
+    def _portal_approval_kinds(self, result: Any) -> list[Any]:
+        kinds = self._named_callables(
+            result, ApprovalKind, "portal_approval_kinds", self.state.approval_kinds
+        )
+        for kind in kinds:
+            if kind.on_decided is not None and not callable(kind.on_decided):
+                raise PluginError(f"approval kind '{kind.name}': on_decided is not callable")
+            if not kind.ruleset:
+                raise PluginError(f"approval kind '{kind.name}' names no rule file")
+        return kinds
+
+    def _portal_notification_kinds(self, result: Any) -> list[Any]:
+        return self._named_callables(
+            result, NotificationKind, "portal_notification_kinds", self.state.notification_kinds
+        )
+
     def accept(self, app: Flask) -> None:
         """Wire the staged contributions into the app and the state."""
         state, plugin = self.state, self.plugin
@@ -233,6 +258,12 @@ class _Stage:
             state.event_types[event_type.name] = event_type
         for route in self.items.get("portal_api_routes", []):
             state.api_routes.append((plugin, route))
+        for loop_type in self.items.get("portal_loop_types", []):
+            state.loop_types[loop_type.name] = loop_type
+        for approval_kind in self.items.get("portal_approval_kinds", []):
+            state.approval_kinds[approval_kind.name] = approval_kind
+        for notification_kind in self.items.get("portal_notification_kinds", []):
+            state.notification_kinds[notification_kind.name] = notification_kind
         for command in self.items.get("portal_cli_commands", []):
             app.cli.add_command(command)
             state.cli_commands.append(command)

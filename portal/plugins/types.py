@@ -109,6 +109,43 @@ class Job:
 
 
 @dataclass(frozen=True)
+class LoopType:
+    """A kind of closed-loop item ``<plugin>.<name>`` (follow-up, complaint, meeting
+    resolution, risk warning ...) and the policy clause it serves."""
+
+    name: str
+    label: str
+    clause: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalKind:
+    """Something that needs approval ``<plugin>.<name>``. ``ruleset`` names the rule file
+    whose ``approvers`` output routes it; ``on_decided(request)`` is called in the same
+    transaction when the request is finally approved, rejected or returned, so the
+    plugin updates its own record."""
+
+    name: str
+    label: str
+    ruleset: str
+    clause: str = ""
+    on_decided: Callable[..., Any] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class NotificationKind:
+    """A kind of notification ``<plugin>.<name>``; people choose per kind whether it
+    also reaches them by email (``email_default`` until they choose)."""
+
+    name: str
+    label: str
+    email_default: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class RuleAction:
     """A named action a rule file may call, with the arguments it takes and their types."""
 
