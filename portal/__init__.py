@@ -59,9 +59,10 @@ def _configure(app: Flask, config: dict[str, Any] | None) -> None:
         app.config.from_pyfile("config.py", silent=True)
     # PORTAL_DATABASE_URL, PORTAL_SECRET_KEY ... (JSON values are parsed).
     app.config.from_prefixed_env("PORTAL")
-    # PORTAL_PLUGINS / PORTAL_SETTINGS keep their prefix in the config: the prefix is
+    # PORTAL_PLUGINS / PORTAL_SETTINGS (and PORTAL_BASE_URL, PORTAL_QUEUE_URL of the
+    # mailer and the job queue) keep their prefix in the config: the prefix is
     # part of their names. A comma-separated plugin list is accepted as well as JSON.
-    for key in ("PLUGINS", "SETTINGS"):
+    for key in ("PLUGINS", "SETTINGS", "BASE_URL", "QUEUE_URL"):
         if key in app.config:
             app.config[f"PORTAL_{key}"] = app.config.pop(key)
     if isinstance(app.config.get("PORTAL_PLUGINS"), str):

@@ -27,6 +27,7 @@ def _create_app() -> Any:
 def main() -> None:
     """Entry point of the ``portal`` console script."""
     group = FlaskGroup(create_app=_create_app, help="Salesloop portal.", add_version_option=False)
+    group.add_command(_run_with_scheduler())  # replaces Flask's `run`
     group.main(prog_name="portal")
 
 
@@ -229,3 +230,156 @@ def plugins_list() -> None:
             click.echo(f"    hooks: {', '.join(record.hooks)}")
         if record.error:
             click.echo(f"    error: {record.error}")
+
+
+# -- scheduled jobs ------------------------------------------------------------------
+
+
+class _UnknownJobError(click.ClickException):
+    """Exit code 2 (a usage mistake), with the known job names in the message."""
+
+    exit_code = 2
+
+
+def _every(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def _echo_result(result: Any) -> None:
+    detail = f"  {result.detail}" if result.detail else ""
+    click.echo(f"{result.name}: {result.status}{detail}", err=result.failed)
+
+
+def _queue_choice(enqueue: bool | None) -> bool:
+    from .loops.scheduler import QueueNotConfigured, wants_queue
+
+    try:
+        return wants_queue(enqueue)
+    except QueueNotConfigured as error:
+        raise click.UsageError(str(error)) from None
+
+
+@click.group("jobs")
+def jobs_command() -> None:
+    """Scheduled jobs: list them, run one, or run those that are due (for cron)."""
+
+
+@jobs_command.command("list")
+@with_appcontext
+def jobs_list() -> None:
+    """Each job: name, period, next run, last status and when it last finished."""
+    from .loops.scheduler import job_states
+    from .models import utcnow
+
+    now = utcnow()
+    click.echo(f"{'name':<32} {'every':>6}  {'next run':<23}  {'last':<8} last finished")
+    for info in job_states():
+        status = info.last_status or "never"
+        if info.lease_owner and info.lease_until and info.lease_until >= now:
+            status = "running"
+        click.echo(
+            f"{info.name:<32} {_every(info.every_seconds):>6}  {_when(info.next_run_at):<23}  "
+            f"{status:<8} {_when(info.last_finished_at)}"
+        )
+
+
+@jobs_command.command("run")
+@click.argument("name")
+@click.option("--if-due", is_flag=True, help="Only if it is due (default: run it now).")
+@click.option("--enqueue", is_flag=True, help="Put it on the RQ queue instead of running it here.")
+@with_appcontext
+def jobs_run(name: str, if_due: bool, enqueue: bool) -> None:
+    """Run the job NAME now (never while another run of it holds the lease)."""
+    from .loops.scheduler import UnknownJob, run_job
+
+    try:
+        result = run_job(name, force=not if_due, enqueue=enqueue and _queue_choice(True))
+    except UnknownJob as error:
+        raise _UnknownJobError(str(error)) from None
+    _echo_result(result)
+    if result.failed:
+        raise click.ClickException(f"job {name} failed")
+    if result.status == "busy":
+        sys.exit(1)
+
+
+@jobs_command.command("run-due")
+@click.option(
+    "--enqueue/--in-process",
+    default=None,
+    help="Put due jobs on the RQ queue (PORTAL_QUEUE_URL), or run them here "
+    "(default: the queue when configured).",
+)
+@with_appcontext
+def jobs_run_due(enqueue: bool | None) -> None:
+    """Run (or enqueue) every job that is due; for cron, every minute. Exits 1 when a job
+    failed, so cron reports it."""
+    from .loops.scheduler import run_due
+
+    results = run_due(enqueue=_queue_choice(enqueue))
+    for result in results:
+        _echo_result(result)
+    if any(result.failed for result in results):
+        raise click.ClickException("some jobs failed")
+
+
+@jobs_command.command("worker")
+@click.option(
+    "--interval", type=click.IntRange(1, 3600), default=None, help="Seconds between rounds."
+)
+@click.option("--enqueue/--in-process", default=None, help="As for run-due.")
+@with_appcontext
+def jobs_worker(interval: int | None, enqueue: bool | None) -> None:
+    """Run due jobs in a foreground loop (instead of cron); stop with Ctrl-C."""
+    import time
+
+    from .loops.scheduler import run_due
+
+    use_queue = _queue_choice(enqueue)
+    pause = interval or int(current_app.config.get("SCHEDULER_INTERVAL_SECONDS", 30))
+    click.echo(f"Running due jobs every {pause}s; Ctrl-C stops.")
+    try:
+        while True:
+            try:
+                for result in run_due(enqueue=use_queue):
+                    _echo_result(result)
+            except Exception as error:  # a database restart must not end the worker
+                db.session.rollback()
+                click.echo(f"round failed: {error}", err=True)
+            time.sleep(pause)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
+def _run_with_scheduler() -> click.Command:
+    """Flask's ``run`` plus the one embedded scheduler thread of the served process
+    (in the reloader's child only, so a debug run does not start two)."""
+    from flask.cli import ScriptInfo, get_debug_flag, run_command
+    from werkzeug.serving import is_running_from_reloader
+
+    @click.pass_context
+    def run(ctx: click.Context, **options: Any) -> None:
+        reload = options.get("reload")
+        if reload is None:
+            reload = get_debug_flag()
+        if not reload or is_running_from_reloader():
+            from .loops.scheduler import start_embedded_scheduler
+
+            start_embedded_scheduler(ctx.ensure_object(ScriptInfo).load_app())
+        ctx.invoke(run_command, **options)
+
+    return click.Command(
+        "run",
+        callback=run,
+        params=list(run_command.params),
+        help=(run_command.help or "")
+        + "\n\nAlso runs the scheduled jobs in one background thread (SCHEDULER_EMBEDDED).",
+        short_help="Run the portal (development/intranet server) with its job scheduler.",
+    )

@@ -149,7 +149,7 @@ def portal_cli_commands() -> list[Any]:
     from . import cli
     from .rules.cli import rules_command
 
-    return [cli.users, cli.plugins_command, cli.init_db, cli.demo, rules_command]
+    return [cli.users, cli.plugins_command, cli.init_db, cli.demo, rules_command, cli.jobs_command]
 
 
 def purge_login_attempts() -> int:
@@ -325,7 +325,7 @@ def portal_nav_items(user: Any) -> list[NavItem]:
         NavItem("web.home", _l("Home"), order=0),
         NavItem("work.inbox", _l("My work"), order=5),
         NavItem("approvals.index", _l("Approvals"), order=6),
-        NavItem("work.metrics", _l("Loop metrics"), order=80),
+        NavItem("work.metrics", _l("Loop metrics"), order=85),
         NavItem("people.directory", _l("People"), order=90),
         NavItem(
             "admin.users", _l("People"), order=10, section="admin", permission="core.users.manage"

@@ -63,9 +63,19 @@ def ensure_unit(
 def run_demo(app: Flask) -> list[User]:
     """Every enabled plugin's demo data in dependency order, in one transaction."""
     state = app.extensions["portal"]
+    # Publish changed rule files before writing: demo data that asks a rule file would
+    # otherwise wait for a publication in a session of its own while this transaction
+    # holds SQLite's write lock.
+    from .rules.service import rules
+
+    rules().refresh(force=True)
     try:
         for record in state.host.loaded():
             state.host.call_one("portal_demo_data", record.name, app=app)
+        # The core's loop items need the people every plugin created, so they come last.
+        from .loops.demo import create_demo_loops
+
+        create_demo_loops()
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -30,16 +30,28 @@ ADMIN_LINKS = ["People", "Organisation units", "Roles and permissions", "Setting
 
 # What each role sees in the main navigation and in the Administration menu (None: no menu).
 NAVIGATION: dict[str, tuple[list[str], list[str] | None]] = {
-    "salesperson": (["Home", "Organisation", "People"], None),
-    "supervisor": (["Home", "My team", "Organisation", "People"], None),
-    "manager": (["Home", "My team", "Organisation", "People"], None),
+    "salesperson": (
+        ["Home", "My work", "Approvals", "Organisation", "Loop metrics", "People"],
+        None,
+    ),
+    "supervisor": (
+        ["Home", "My work", "Approvals", "My team", "Organisation", "Loop metrics", "People"],
+        None,
+    ),
+    "manager": (
+        ["Home", "My work", "Approvals", "My team", "Organisation", "Loop metrics", "People"],
+        None,
+    ),
     "admin": (
-        ["Home", "My team", "Organisation", "People"],
+        ["Home", "My work", "Approvals", "My team", "Organisation", "Loop metrics", "People"],
         [*ADMIN_LINKS, "Audit log", "Rule files"],
     ),
-    "auditor": (["Home", "Organisation", "People"], ["Audit log", "Rule files"]),
-    "finance": (["Home", "Organisation", "People"], None),
-    "hr": (["Home", "Organisation", "People"], None),
+    "auditor": (
+        ["Home", "My work", "Approvals", "Organisation", "Loop metrics", "People"],
+        ["Audit log", "Rule files"],
+    ),
+    "finance": (["Home", "My work", "Approvals", "Organisation", "Loop metrics", "People"], None),
+    "hr": (["Home", "My work", "Approvals", "Organisation", "Loop metrics", "People"], None),
 }
 
 

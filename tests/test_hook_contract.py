@@ -31,11 +31,14 @@ from portal.api import current_api_user
 from portal.extensions import db
 from portal.plugins import (
     ApiRoute,
+    ApprovalKind,
     Event,
     EventType,
     FactProvider,
     Job,
+    LoopType,
     NavItem,
+    NotificationKind,
     Permission,
     PluginMeta,
     RoleSpec,
@@ -1070,3 +1073,131 @@ def test_hookspecs_have_docstrings_with_examples() -> None:
     for name in HOOKS:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert "Example::" in doc, f"{name} has no example in its docstring"
+
+
+def test_hook_notification_kinds(make_app: Any, make_person: Any) -> None:
+    from portal.auth.models import User
+    from portal.loops.models import Notification, OutboundEmail
+    from portal.loops.notifications import UnknownNotificationKind, notify
+
+    paid = NotificationKind("ntf.paid", "Paid", email_default=False)
+    app = make_app(
+        plugins=[
+            ("ntf", make_plugin("ntf", portal_notification_kinds=lambda: [paid])),
+            ("ntfbad", make_plugin("ntfbad", portal_notification_kinds=lambda: [paid])),
+            (
+                "ntfother",
+                make_plugin(
+                    "ntfother",
+                    portal_notification_kinds=lambda: [NotificationKind("core.x", "X")],
+                ),
+            ),
+        ]
+    )
+    assert state(app).notification_kinds["ntf.paid"] is paid
+    assert "core.approval_waiting" in state(app).notification_kinds
+    assert "must start with 'ntfbad.'" in error_of(app, "ntfbad")
+    assert "must start with 'ntfother.'" in error_of(app, "ntfother")
+    with app.app_context():
+        person = db.session.get(User, make_person("payee", email="payee@example.com"))
+        notify(person, "ntf.paid", "Claim paid")
+        db.session.commit()
+        assert db.session.scalar(sa.select(Notification.title)) == "Claim paid"
+        # email_default=False: in the app only until the person asks for email.
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboundEmail)) == 0
+        with pytest.raises(UnknownNotificationKind, match="ntf.unpaid"):
+            notify(person, "ntf.unpaid", "typo")
+
+
+def test_hook_loop_types(make_app: Any, make_person: Any) -> None:
+    from portal.auth.models import User
+    from portal.loops.service import raise_loop
+    from portal.org.services import ValidationFailed
+
+    visit = LoopType("lpt.visit_follow_up", "Visit follow-up", clause="P3.1.3")
+    app = make_app(
+        plugins=[
+            ("lpt", make_plugin("lpt", portal_loop_types=lambda: [visit])),
+            (
+                "lptbad",
+                make_plugin("lptbad", portal_loop_types=lambda: [LoopType("lpt.other", "X")]),
+            ),
+            ("lpttype", make_plugin("lpttype", portal_loop_types=lambda: ["lpttype.x"])),
+        ]
+    )
+    assert state(app).loop_types["lpt.visit_follow_up"] is visit
+    assert "core.action" in state(app).loop_types
+    assert "must start with 'lptbad.'" in error_of(app, "lptbad")
+    assert "must return a list of" in error_of(app, "lpttype")
+    with app.app_context():
+        owner = db.session.get(User, make_person("owner"))
+        item = raise_loop("lpt.visit_follow_up", "Call back", owner, subject=("lpt_visit", 7))
+        db.session.commit()
+        # The declared clause is the item's clause unless the caller names another.
+        assert (item.type, item.clause, item.subject_id) == ("lpt.visit_follow_up", "P3.1.3", "7")
+        with pytest.raises(ValidationFailed) as refused:
+            raise_loop("lpt.visit_followup", "typo", owner)
+        assert "type" in refused.value.fields
+
+
+def test_hook_approval_kinds(make_app: Any, make_person: Any) -> None:
+    from portal.auth.models import User
+    from portal.loops.approvals import submit
+    from portal.org.services import ValidationFailed
+
+    decided: list[str] = []
+    discount = ApprovalKind(
+        "apk.discount",
+        "Discount",
+        ruleset="discount_approval",
+        on_decided=lambda request: decided.append(request.status),
+    )
+
+    def kinds(*items: ApprovalKind) -> Callable[[], list[ApprovalKind]]:
+        return lambda: list(items)
+
+    app = make_app(
+        plugins=[
+            ("apk", make_plugin("apk", portal_approval_kinds=kinds(discount))),
+            ("apkns", make_plugin("apkns", portal_approval_kinds=kinds(discount))),
+            (
+                "apkcall",
+                make_plugin(
+                    "apkcall",
+                    portal_approval_kinds=kinds(
+                        ApprovalKind("apkcall.x", "X", ruleset="expenses", on_decided="no")
+                    ),
+                ),
+            ),
+            (
+                "apkrule",
+                make_plugin(
+                    "apkrule",
+                    portal_approval_kinds=kinds(ApprovalKind("apkrule.x", "X", ruleset="")),
+                ),
+            ),
+        ]
+    )
+    assert state(app).approval_kinds["apk.discount"] is discount
+    assert "must start with 'apkns.'" in error_of(app, "apkns")
+    assert "on_decided is not callable" in error_of(app, "apkcall")
+    assert "names no rule file" in error_of(app, "apkrule")
+    facts = {
+        "requested_by": "salesperson",
+        "discount_pct": 5,
+        "deal_amount": 80000,
+        "gross_margin_pct": 30,
+    }
+    with app.app_context():
+        requester = db.session.get(User, make_person("seller"))
+        # Within the salesperson's authority the rule file routes to nobody: approved at
+        # once, and the plugin hears of it in the same transaction.
+        request = submit("apk.discount", "Quote 1", requester, facts)
+        db.session.commit()
+        assert (request.status, request.ruleset, decided) == (
+            "approved",
+            "discount_approval",
+            ["approved"],
+        )
+        with pytest.raises(ValidationFailed):
+            submit("apk.discunt", "typo", requester, facts)

@@ -2,7 +2,7 @@
 
 Revision ID: 0004_loops
 Revises: 0003_sessions
-Create Date: 2026-11-27 09:02:16.282622
+Create Date: 2026-11-27 09:24:19.992373
 """
 from alembic import op
 import sqlalchemy as sa
@@ -34,9 +34,12 @@ def upgrade():
     sa.Column('subject_table', sa.String(length=64), nullable=True),
     sa.Column('subject_id', sa.String(length=64), nullable=True),
     sa.Column('requester_id', sa.Integer(), nullable=False),
+    sa.Column('subject_link', sa.String(length=500), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('current_position', sa.Integer(), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('facts', sa.JSON(), nullable=False),
+    sa.Column('routes', sa.JSON(), nullable=False),
     sa.Column('ruleset', sa.String(length=64), nullable=False),
     sa.Column('rule_version', sa.Integer(), nullable=True),
     sa.Column('rule_sha', sa.String(length=64), nullable=False),
@@ -63,11 +66,13 @@ def upgrade():
     sa.Column('ends_on', sa.Date(), nullable=False),
     sa.Column('reason', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['delegate_id'], ['core_user.id'], name=op.f('fk_core_delegation_delegate_id_core_user')),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_delegation_user_id_core_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_delegation'))
     )
     with op.batch_alter_table('core_delegation', schema=None) as batch_op:
+        batch_op.create_index('ix_core_delegation_delegate_dates', ['delegate_id', 'starts_on', 'ends_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_core_delegation_delegate_id'), ['delegate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_core_delegation_user_id'), ['user_id'], unique=False)
 
@@ -79,6 +84,7 @@ def upgrade():
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('subject_table', sa.String(length=64), nullable=True),
     sa.Column('subject_id', sa.String(length=64), nullable=True),
+    sa.Column('subject_link', sa.String(length=500), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=False),
     sa.Column('raised_by_id', sa.Integer(), nullable=True),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
@@ -93,6 +99,7 @@ def upgrade():
     sa.Column('escalation_level', sa.Integer(), nullable=False),
     sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('reopen_count', sa.Integer(), nullable=False),
+    sa.Column('reminded_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -102,9 +109,10 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_loop_item'))
     )
     with op.batch_alter_table('core_loop_item', schema=None) as batch_op:
+        batch_op.create_index('ix_core_loop_item_created_owner', ['created_at', 'owner_id'], unique=False)
         batch_op.create_index('ix_core_loop_item_owner_status_due', ['owner_id', 'status', 'due_at'], unique=False)
         batch_op.create_index('ix_core_loop_item_raised_status', ['raised_by_id', 'status'], unique=False)
-        batch_op.create_index('ix_core_loop_item_status_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_core_loop_item_status_due', ['status', 'due_at', 'id'], unique=False)
         batch_op.create_index('ix_core_loop_item_subject', ['subject_table', 'subject_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_core_loop_item_type'), ['type'], unique=False)
 
@@ -122,6 +130,7 @@ def upgrade():
     )
     with op.batch_alter_table('core_notification', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_notification_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_core_notification_user_created', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('ix_core_notification_user_read', ['user_id', 'read_at'], unique=False)
 
     op.create_table('core_notification_preference',
@@ -139,16 +148,21 @@ def upgrade():
     sa.Column('approver_id', sa.Integer(), nullable=True),
     sa.Column('role_code', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
     sa.Column('acted_by_id', sa.Integer(), nullable=True),
+    sa.Column('on_behalf_of_id', sa.Integer(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('acted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['acted_by_id'], ['core_user.id'], name=op.f('fk_core_approval_step_acted_by_id_core_user')),
     sa.ForeignKeyConstraint(['approver_id'], ['core_user.id'], name=op.f('fk_core_approval_step_approver_id_core_user')),
+    sa.ForeignKeyConstraint(['on_behalf_of_id'], ['core_user.id'], name=op.f('fk_core_approval_step_on_behalf_of_id_core_user')),
     sa.ForeignKeyConstraint(['request_id'], ['core_approval_request.id'], name=op.f('fk_core_approval_step_request_id_core_approval_request'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_approval_step')),
     sa.UniqueConstraint('request_id', 'position', name='uq_core_approval_step_position')
     )
     with op.batch_alter_table('core_approval_step', schema=None) as batch_op:
+        batch_op.create_index('ix_core_approval_step_acted_by', ['acted_by_id', 'acted_at'], unique=False)
         batch_op.create_index('ix_core_approval_step_approver_status', ['approver_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_core_approval_step_request_id'), ['request_id'], unique=False)
         batch_op.create_index('ix_core_approval_step_role_status', ['role_code', 'status'], unique=False)
@@ -200,6 +214,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('claim_token', sa.String(length=40), nullable=True),
     sa.ForeignKeyConstraint(['notification_id'], ['core_notification.id'], name=op.f('fk_core_outbound_email_notification_id_core_notification'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_outbound_email'))
     )
@@ -225,11 +240,13 @@ def downgrade():
         batch_op.drop_index('ix_core_approval_step_role_status')
         batch_op.drop_index(batch_op.f('ix_core_approval_step_request_id'))
         batch_op.drop_index('ix_core_approval_step_approver_status')
+        batch_op.drop_index('ix_core_approval_step_acted_by')
 
     op.drop_table('core_approval_step')
     op.drop_table('core_notification_preference')
     with op.batch_alter_table('core_notification', schema=None) as batch_op:
         batch_op.drop_index('ix_core_notification_user_read')
+        batch_op.drop_index('ix_core_notification_user_created')
         batch_op.drop_index(batch_op.f('ix_core_notification_created_at'))
 
     op.drop_table('core_notification')
@@ -239,11 +256,13 @@ def downgrade():
         batch_op.drop_index('ix_core_loop_item_status_due')
         batch_op.drop_index('ix_core_loop_item_raised_status')
         batch_op.drop_index('ix_core_loop_item_owner_status_due')
+        batch_op.drop_index('ix_core_loop_item_created_owner')
 
     op.drop_table('core_loop_item')
     with op.batch_alter_table('core_delegation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_core_delegation_user_id'))
         batch_op.drop_index(batch_op.f('ix_core_delegation_delegate_id'))
+        batch_op.drop_index('ix_core_delegation_delegate_dates')
 
     op.drop_table('core_delegation')
     with op.batch_alter_table('core_approval_request', schema=None) as batch_op:

@@ -1,7 +1,308 @@
-"""JSON API of loop items: list, read, raise and act (/api/v1/loops)."""
+"""JSON API of loop items: list, read, raise and act (/api/v1/loops).
+
+The same service, scoping, forms and status codes as the pages: 422 with per-field
+messages, 403 when the caller may read but not act, 404 outside their scope, 409 when
+the item is not in a state for the action or changed meanwhile (``version``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-ROUTES: list[Any] = []
+import sqlalchemy as sa
+from flask import abort, jsonify, request
+from flask_babel import gettext as _
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..api import ApiError, current_api_user, json_body, page_response, validated
+from ..extensions import db
+from ..listing import paginate
+from ..models import as_utc
+from ..org.services import ValidationFailed
+from ..plugins.types import ApiRoute
+from . import service
+from .errors import NotAllowed, StateConflict
+from .forms import LoopActionForm, LoopRaiseForm
+from .loop_views import raise_from_form, send_attachment
+from .models import LoopAttachment, LoopEvent, LoopItem
+
+# Service field names as the API's request bodies name them.
+API_FIELD = {
+    "owner": "owner_id",
+    "due_at": "due_on",
+    "closure_note": "note",
+    "reason": "note",
+    "subject": "subject_table",
+}
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+LOOP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "type": {"type": "string"},
+        "clause": {"type": "string"},
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "subject_table": _NULLABLE_STRING,
+        "subject_id": _NULLABLE_STRING,
+        "subject_link": {"type": "string"},
+        "owner_id": {"type": "integer"},
+        "raised_by_id": {"type": ["integer", "null"]},
+        "due_at": {"type": "string", "format": "date-time"},
+        "overdue": {"type": "boolean"},
+        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
+        "status": {"type": "string", "enum": ["open", "in_progress", "done", "verified"]},
+        "closure_note": {"type": "string"},
+        "evidence": {"type": "string"},
+        "started_at": _TIME,
+        "closed_at": _TIME,
+        "verified_at": _TIME,
+        "verified_by_id": {"type": ["integer", "null"]},
+        "escalation_level": {"type": "integer"},
+        "reopen_count": {"type": "integer"},
+        "version": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+LOOP_DETAIL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **LOOP_SCHEMA["properties"],
+        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+        "history": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "actor_id": {"type": ["integer", "null"]},
+                    "action": {"type": "string"},
+                    "from_status": _NULLABLE_STRING,
+                    "to_status": _NULLABLE_STRING,
+                    "note": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+            },
+        },
+        "attachments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "filename": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "sha256": {"type": "string"},
+                    "url": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _time(moment: Any) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def loop_json(item: LoopItem) -> dict[str, Any]:
+    """A loop item as the API shows it."""
+    return {
+        "id": item.id,
+        "type": item.type,
+        "clause": item.clause,
+        "title": item.title,
+        "description": item.description,
+        "subject_table": item.subject_table,
+        "subject_id": item.subject_id,
+        "subject_link": item.subject_link,
+        "owner_id": item.owner_id,
+        "raised_by_id": item.raised_by_id,
+        "due_at": _time(item.due_at),
+        "overdue": service.is_overdue(item),
+        "priority": item.priority,
+        "status": item.status,
+        "closure_note": item.closure_note,
+        "evidence": item.evidence,
+        "started_at": _time(item.started_at),
+        "closed_at": _time(item.closed_at),
+        "verified_at": _time(item.verified_at),
+        "verified_by_id": item.verified_by_id,
+        "escalation_level": item.escalation_level,
+        "reopen_count": item.reopen_count,
+        "version": item.lock_version,
+        "created_at": _time(item.created_at),
+    }
+
+
+def loop_detail_json(item: LoopItem) -> dict[str, Any]:
+    """An item with its history, attachments and what the caller may do with it."""
+    events = db.session.scalars(
+        sa.select(LoopEvent)
+        .where(LoopEvent.loop_id == item.id)
+        .order_by(LoopEvent.at, LoopEvent.id)
+        .limit(500)
+    )
+    files = db.session.scalars(
+        sa.select(LoopAttachment)
+        .where(LoopAttachment.loop_id == item.id)
+        .order_by(LoopAttachment.id)
+    )
+    return {
+        **loop_json(item),
+        "allowed_actions": service.allowed_actions(item, current_api_user()),
+        "history": [
+            {
+                "at": _time(event.at),
+                "actor_id": event.actor_id,
+                "action": event.action,
+                "from_status": event.from_status,
+                "to_status": event.to_status,
+                "note": event.note,
+                "details": event.details or {},
+            }
+            for event in events
+        ],
+        "attachments": [
+            {
+                "id": row.id,
+                "filename": row.filename,
+                "content_type": row.content_type,
+                "size": row.size,
+                "sha256": row.sha256,
+                "url": f"/api/v1/loops/{item.id}/attachments/{row.id}",
+            }
+            for row in files
+        ],
+    }
+
+
+def _failed(error: ValidationFailed) -> ApiError:
+    fields: dict[str, list[str]] = {}
+    for name, messages in error.fields.items():
+        fields.setdefault(API_FIELD.get(name, name), []).extend(messages)
+    return ApiError(422, "validation_failed", _("Some fields are not valid."), fields)
+
+
+def _item(loop_id: int) -> LoopItem:
+    item = service.get_loop(loop_id, current_api_user())
+    if item is None:
+        abort(404)
+    return item
+
+
+def list_loops() -> Any:
+    """Loop items in your scope (and those you raised); filters: type, clause, status
+    (or active), priority, owner, raised_by, overdue=1, escalated=1, subject_table with
+    subject_id, q. Due first."""
+    statement = service.visible_loops(sa.select(LoopItem), current_api_user())
+    statement = service.filter_loops(statement, request.args)
+    statement = statement.order_by(LoopItem.due_at, LoopItem.id)
+    return page_response(paginate(statement, api=True), loop_json)
+
+
+def raise_item() -> Any:
+    """Raise a loop item for yourself or someone in your write scope."""
+    user = current_api_user()
+    form = validated(LoopRaiseForm, json_body(), actor=user)
+    try:
+        item = raise_from_form(form, user)
+    except ValidationFailed as error:
+        raise _failed(error) from None
+    db.session.commit()
+    response = jsonify(loop_detail_json(item))
+    response.status_code = 201
+    return response
+
+
+def get_item(loop_id: int) -> Any:
+    """One loop item with its history (404 outside your scope)."""
+    return jsonify(loop_detail_json(_item(loop_id)))
+
+
+def act_on_item(loop_id: int) -> Any:
+    """Act on an item: start, close (note required), verify, reopen (note = the
+    reason), comment (note), reassign (owner_id, optional due_on). Send ``version`` to
+    refuse acting on an item that changed since you read it (409)."""
+    user = current_api_user()
+    item = _item(loop_id)
+    form = validated(LoopActionForm, json_body())
+    action = form.action.data
+    try:
+        service.check_action(item, user, action)
+        if form.version.data is not None and form.version.data != item.lock_version:
+            raise StateConflict(_("The item changed since you read it."))
+        service.act(
+            item,
+            user,
+            action,
+            note=form.note.data or "",
+            evidence=form.evidence.data or "",
+            new_owner=form.owner_id.data,
+            due_at=service.due_at_from_date(form.due_on.data) if form.due_on.data else None,
+        )
+        db.session.commit()
+    except ValidationFailed as error:
+        raise _failed(error) from None
+    except NotAllowed as refusal:
+        raise ApiError(403, "forbidden", str(refusal)) from None
+    except StateConflict as conflict:
+        raise ApiError(409, "conflict", str(conflict)) from None
+    except StaleDataError:
+        raise ApiError(
+            409, "conflict", _("Someone changed this item meanwhile; read it again.")
+        ) from None
+    fresh = service.get_loop(loop_id, user)
+    return jsonify(loop_detail_json(fresh if fresh is not None else item))
+
+
+def download_attachment(loop_id: int, attachment_id: int) -> Any:
+    """An evidence file of an item in your scope."""
+    return send_attachment(_item(loop_id), attachment_id)
+
+
+ROUTES = [
+    ApiRoute(
+        "/loops",
+        list_loops,
+        summary="Loop items in your scope",
+        paginated=True,
+        schema=LOOP_SCHEMA,
+        tag="loops",
+    ),
+    ApiRoute(
+        "/loops",
+        raise_item,
+        methods=("POST",),
+        summary="Raise a loop item",
+        form=LoopRaiseForm,
+        schema=LOOP_DETAIL_SCHEMA,
+        tag="loops",
+    ),
+    ApiRoute(
+        "/loops/<int:loop_id>",
+        get_item,
+        summary="One loop item with its history",
+        schema=LOOP_DETAIL_SCHEMA,
+        tag="loops",
+    ),
+    ApiRoute(
+        "/loops/<int:loop_id>/actions",
+        act_on_item,
+        methods=("POST",),
+        summary="Act on a loop item: start, close, verify, reopen, comment, reassign",
+        form=LoopActionForm,
+        schema=LOOP_DETAIL_SCHEMA,
+        tag="loops",
+    ),
+    ApiRoute(
+        "/loops/<int:loop_id>/attachments/<int:attachment_id>",
+        download_attachment,
+        summary="Download an evidence file",
+        schema={"type": "string", "format": "binary"},
+        tag="loops",
+    ),
+]

@@ -31,9 +31,13 @@ class LoopItem(TimestampMixin, db.Model):
     __portal_owner__ = "owner_id"
     __table_args__ = (
         sa.Index("ix_core_loop_item_owner_status_due", "owner_id", "status", "due_at"),
-        sa.Index("ix_core_loop_item_status_due", "status", "due_at"),
+        # The sweeps walk open items past (or near) their due date in (due_at, id) order.
+        sa.Index("ix_core_loop_item_status_due", "status", "due_at", "id"),
         sa.Index("ix_core_loop_item_subject", "subject_table", "subject_id"),
         sa.Index("ix_core_loop_item_raised_status", "raised_by_id", "status"),
+        # The metrics count the items raised in a period within a scope of owners
+        # (portal/loops/metrics.py): a range on created_at, owner checked in the index.
+        sa.Index("ix_core_loop_item_created_owner", "created_at", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +47,9 @@ class LoopItem(TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     subject_table: Mapped[str | None] = mapped_column(sa.String(64))
     subject_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Where the raising plugin shows the subject (a path inside the portal): the link
+    # from the item back to its record; the record finds its items by subject_table/id.
+    subject_link: Mapped[str] = mapped_column(sa.String(500), default="")
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("core_user.id"))
     raised_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
     due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
@@ -57,6 +64,8 @@ class LoopItem(TimestampMixin, db.Model):
     escalation_level: Mapped[int] = mapped_column(default=0)
     escalated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     reopen_count: Mapped[int] = mapped_column(default=0)
+    # The due date the owner was last reminded of: one reminder per item and due date.
+    reminded_due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Optimistic lock: two people acting on the same item at once cannot both win.
     lock_version: Mapped[int] = mapped_column(default=1)
 
@@ -126,10 +135,17 @@ class ApprovalRequest(TimestampMixin, db.Model):
     subject_table: Mapped[str | None] = mapped_column(sa.String(64))
     subject_id: Mapped[str | None] = mapped_column(sa.String(64))
     requester_id: Mapped[int] = mapped_column(sa.ForeignKey("core_user.id"))
+    # Where the plugin shows the record this request is about (its own page).
+    subject_link: Mapped[str] = mapped_column(sa.String(500), default="")
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
     # Position of the step now waiting (1-based); 0 once decided.
     current_position: Mapped[int] = mapped_column(default=1)
+    # 1 for the first submission, +1 for each resubmission after a return.
+    round: Mapped[int] = mapped_column(default=1)
     facts: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # The route names exactly as the rule file gave them, before people were resolved
+    # (collapsed or escalated steps stay explainable).
+    routes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     # Which rule file version routed it, and which rule matched: the explanation.
     ruleset: Mapped[str] = mapped_column(sa.String(64), default="")
     rule_version: Mapped[int | None] = mapped_column()
@@ -159,6 +175,7 @@ class ApprovalStep(db.Model):
         sa.UniqueConstraint("request_id", "position", name="uq_core_approval_step_position"),
         sa.Index("ix_core_approval_step_approver_status", "approver_id", "status"),
         sa.Index("ix_core_approval_step_role_status", "role_code", "status"),
+        sa.Index("ix_core_approval_step_acted_by", "acted_by_id", "acted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -170,13 +187,20 @@ class ApprovalStep(db.Model):
     approver_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
     role_code: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16), default="waiting")
+    # Which submission of the request the step belongs to (old rounds stay as history).
+    round: Mapped[int] = mapped_column(default=1)
+    # Why the step is not what the route name says (skipped requester, escalated, pooled).
+    note: Mapped[str] = mapped_column(sa.Text, default="")
     acted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
+    # Set when a delegate acted for the step's approver while they were away.
+    on_behalf_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
     comment: Mapped[str] = mapped_column(sa.Text, default="")
     acted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     request: Mapped[ApprovalRequest] = relationship(back_populates="steps")
     approver: Mapped[User | None] = relationship(foreign_keys=[approver_id], lazy="joined")
     acted_by: Mapped[User | None] = relationship(foreign_keys=[acted_by_id], lazy="joined")
+    on_behalf_of: Mapped[User | None] = relationship(foreign_keys=[on_behalf_of_id])
 
 
 class Delegation(db.Model):
@@ -185,6 +209,9 @@ class Delegation(db.Model):
 
     __tablename__ = "core_delegation"
     __portal_owner__ = "user_id"
+    __table_args__ = (
+        sa.Index("ix_core_delegation_delegate_dates", "delegate_id", "starts_on", "ends_on"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("core_user.id"), index=True)
@@ -193,6 +220,8 @@ class Delegation(db.Model):
     ends_on: Mapped[date] = mapped_column(sa.Date)
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Ended early (back from leave): the row stays, as the record of who could act when.
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
     delegate: Mapped[User] = relationship(foreign_keys=[delegate_id], lazy="joined")
@@ -204,7 +233,11 @@ class Notification(db.Model):
     __tablename__ = "core_notification"
     __portal_owner__ = "user_id"
     __audit__ = False  # a message, not a business record; its cause is audited
-    __table_args__ = (sa.Index("ix_core_notification_user_read", "user_id", "read_at"),)
+    __table_args__ = (
+        # The bell's one COUNT (unread of one person) and the list (newest first).
+        sa.Index("ix_core_notification_user_read", "user_id", "read_at"),
+        sa.Index("ix_core_notification_user_created", "user_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("core_user.id"))
@@ -251,6 +284,9 @@ class OutboundEmail(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Which sender's batch holds the row while it is "sending" (one conditional UPDATE
+    # claims a batch; the sender then reads back its own rows by this token).
+    claim_token: Mapped[str | None] = mapped_column(sa.String(40))
 
 
 class JobState(db.Model):

@@ -1,17 +1,20 @@
 """Telling people: one in-app notification per message (the bell), and an email queued
-beside it when the person wants that kind by email. Requests only write rows; the
-sender job delivers the emails after the request has committed."""
+beside it when the person wants that kind by email. Requests only write rows; after the
+request commits, the mailer's background sender (and the job ``core.send_emails``)
+delivers the emails, so a slow mail server never slows a page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context, url_for
 from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from ..auth.models import User
 from ..extensions import db
+from .mailer import absolute_url, deliverable, mail_enabled, mark_emails_queued
 from .models import Notification, NotificationPreference, OutboundEmail
 
 
@@ -38,6 +41,24 @@ def wants_email(user: User, kind: str) -> bool:
     return declared.email_default if choice is None else bool(choice)
 
 
+def email_choices(user: User, kinds: dict[str, Any] | None = None) -> set[str]:
+    """The kinds that reach ``user`` by email (one query for all kinds: the preferences
+    page must not ask once per kind)."""
+    declared = kinds or current_app.extensions["portal"].notification_kinds
+    stored = dict(
+        db.session.execute(
+            sa.select(NotificationPreference.kind, NotificationPreference.email).where(
+                NotificationPreference.user_id == user.id
+            )
+        ).all()
+    )
+    return {
+        name
+        for name, kind in declared.items()
+        if (kind.email_default if stored.get(name) is None else bool(stored[name]))
+    }
+
+
 def notify(
     user: User | int,
     kind: str,
@@ -59,14 +80,45 @@ def notify(
         user_id=person.id, kind=kind, title=title_text, body=body_text, link=link[:500]
     )
     db.session.add(notification)
-    if person.email and wants_email(person, kind):
+    if deliverable(person.email) and mail_enabled() and wants_email(person, kind):
         db.session.flush()
+        with force_locale(recipient_locale(person)):
+            text = email_text(kind, body_text, link)
         db.session.add(
             OutboundEmail(
                 notification_id=notification.id,
                 to_address=person.email,
                 subject=title_text[:250],
-                body=body_text,
+                body=text,
             )
         )
+        mark_emails_queued(db.session)
     return notification
+
+
+def _path_for(endpoint: str) -> str:
+    """A portal path, also outside a request (jobs notify people too)."""
+    if has_request_context():
+        return url_for(endpoint)
+    root = current_app.config.get("APPLICATION_ROOT") or "/"
+    return current_app.url_map.bind("localhost", script_name=root).build(endpoint)
+
+
+def email_text(kind: str, body: str, link: str) -> str:
+    """The plain-text email of a notification: its body, the absolute link into the
+    portal, and why the person gets it (so they can turn it off). Only what the in-app
+    notification shows goes out: no record data beyond its title and body (P6.3)."""
+    declared = current_app.extensions["portal"].notification_kinds[kind]
+    parts = [body.strip()] if body.strip() else []
+    if link:
+        parts.append(_("Open it in the portal: %(url)s", url=absolute_url(link)))
+    parts.append(
+        "-- \n"
+        + _(
+            "You get this email for notifications of the kind “%(kind)s”. "
+            "Choose which kinds reach you by email: %(url)s",
+            kind=str(declared.label),
+            url=absolute_url(_path_for("notifications.preferences")),
+        )
+    )
+    return "\n\n".join(parts) + "\n"

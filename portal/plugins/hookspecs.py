@@ -272,7 +272,7 @@ def portal_approval_kinds() -> list[ApprovalKind]:
     """Declare what the plugin submits for approval (``<plugin>.<name>``), the rule
     file that routes it (its ``approvers`` output, e.g. ``[supervisor, finance]``) and
     ``on_decided(request)``, called in the same transaction once the request is
-    approved, rejected or returned.
+    approved, rejected, returned or cancelled.
 
     Example::
 

@@ -123,7 +123,7 @@ class LoopType:
 class ApprovalKind:
     """Something that needs approval ``<plugin>.<name>``. ``ruleset`` names the rule file
     whose ``approvers`` output routes it; ``on_decided(request)`` is called in the same
-    transaction when the request is finally approved, rejected or returned, so the
+    transaction when the request is approved, rejected, returned or cancelled, so the
     plugin updates its own record."""
 
     name: str
