@@ -22,10 +22,39 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+WROTE = "portal_wrote"
+
+
+def _mark_written(session: Any, *args: Any) -> None:
+    session.info[WROTE] = True
+
+
+def _mark_bulk_written(orm_execute_state: Any) -> None:
+    if orm_execute_state.is_update or orm_execute_state.is_delete:
+        orm_execute_state.session.info[WROTE] = True
+
+
+def _transaction_ended(session: Any, *args: Any) -> None:
+    session.info.pop(WROTE, None)
+
+
+def has_uncommitted_writes() -> bool:
+    """Whether this request's session has written in its open transaction. On SQLite it
+    then holds the write lock, so work in a second session of the same thread (the rules
+    service publishing a changed file) would wait for it until the busy timeout."""
+    return bool(db.session().info.get(WROTE))
+
+
 def install(app: Flask) -> None:
-    """Foreign keys, WAL and a busy timeout on every SQLite connection."""
+    """Foreign keys, WAL and a busy timeout on every SQLite connection; remember which
+    sessions have written in their open transaction."""
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+    if not event.contains(Session, "after_flush", _mark_written):
+        event.listen(Session, "after_flush", _mark_written)
+        event.listen(Session, "do_orm_execute", _mark_bulk_written)
+        event.listen(Session, "after_commit", _transaction_ended)
+        event.listen(Session, "after_rollback", _transaction_ended)
 
 
 def session_class() -> type:

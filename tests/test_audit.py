@@ -145,11 +145,22 @@ def test_p6_3_bulk_statements_are_recorded_too(app: Any, org: dict[str, int]) ->
         db.session.execute(
             sa.update(User).where(User.id == org["li"]).values(password_hash="not-shown")
         )
+        db.session.execute(
+            sa.update(User).where(User.id.in_([org["wang"], org["zhao"]])).values(title="Rep")
+        )
+        db.session.execute(
+            sa.update(User).where(User.password_hash == "not-shown").values(title="Lead")
+        )
         db.session.commit()
     events = _events(app, table_name="core_user", action="bulk_update")
-    assert len(events) == 2 and events[0].actor == "test:bulk"
+    assert len(events) == 4 and events[0].actor == "test:bulk"
     assert events[0].after["values"] == {"title": "Rep"}
+    assert events[0].before["parameters"] == {"id_1": org["li"]}
     assert events[1].after["values"] == {"password_hash": "***"}
+    # Which rows a bulk statement touched stays readable: the ids of an IN list...
+    assert events[2].before["parameters"] == {"id_1": [org["wang"], org["zhao"]]}
+    # ... but a secret column's value never appears, not even in a condition.
+    assert events[3].before["parameters"] == {"password_hash_1": "***"}
 
 
 def test_p6_3_audit_dates_are_days_in_the_portals_time_zone(

@@ -163,6 +163,32 @@ def test_p1_3_4_picking_up_edited_files_never_touches_the_callers_work(
         assert db.session.scalar(sa.select(sa.func.count()).select_from(OrgUnit)) == 0
 
 
+def test_p1_3_4_a_caller_that_has_written_is_never_made_to_wait_for_a_file(
+    make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the caller's flushed write holds the lock a publish in a second session
+    needs: the file is looked at after the caller's transaction, not during it."""
+    app = make_app(RULES_INSTANCE_DIR=str(tmp_path), RULES_REFRESH_SECONDS=0)
+    with app.test_request_context():
+        service = rules()
+        service.refresh(force=True)
+        db.session.add(OrgUnit(name="Written", kind="team", path="/"))
+        db.session.flush()
+        (tmp_path / "expenses.yaml").write_text(
+            EXPENSES.replace('reason: "Large claim"', 'reason: "Large claim (edited)"')
+        )
+        service._files_checked_at = 0
+        synced: list[int] = []
+        sync_files = service.sync_files
+        monkeypatch.setattr(service, "sync_files", lambda: synced.append(1) or sync_files())
+        assert service.active("expenses").version == 1  # still the version in force
+        assert synced == []  # no second session waiting on the caller's lock
+        db.session.commit()
+        service._files_checked_at = 0
+        assert service.active("expenses").version == 2
+        assert synced == [1]
+
+
 def test_p1_3_4_file_problems_are_reported_and_cleared(make_app: Any, tmp_path: Path) -> None:
     app = make_app(RULES_INSTANCE_DIR=str(tmp_path), RULES_REFRESH_SECONDS=0)
     with app.test_request_context():

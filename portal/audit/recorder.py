@@ -245,7 +245,15 @@ def _bulk_statement(orm_execute_state: Any) -> None:
     for column, value in (getattr(statement, "_values", None) or {}).items():
         name = getattr(column, "key", str(column))
         values[name] = HIDDEN if name in hidden else _jsonable(getattr(value, "value", value))
-    where = str(statement.whereclause) if statement.whereclause is not None else ""
+    where, parameters = "", {}
+    if statement.whereclause is not None:
+        compiled = statement.whereclause.compile()
+        where = str(compiled)
+        # The bound values say which rows: ``id IN (...)`` keeps its list of ids.
+        parameters = {
+            key: HIDDEN if key.rsplit("_", 1)[0] in hidden else _jsonable(value)
+            for key, value in compiled.params.items()
+        }
     actor_id, actor, address = _current_actor()
     orm_execute_state.session.connection().execute(
         AuditEvent.__table__.insert(),
@@ -258,7 +266,9 @@ def _bulk_statement(orm_execute_state: Any) -> None:
                 "action": "bulk_update" if orm_execute_state.is_update else "bulk_delete",
                 "table_name": mapper.local_table.name,
                 "record_id": "*",
-                "before": {"where": where},
+                "before": {"where": where, "parameters": parameters}
+                if parameters
+                else {"where": where},
                 "after": {"values": values} if values else None,
             }
         ],

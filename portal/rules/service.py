@@ -25,6 +25,7 @@ from flask import Flask, current_app, has_request_context
 from flask_babel import gettext as _
 
 from ..audit.recorder import acting_as
+from ..database import has_uncommitted_writes
 from ..extensions import db
 from ..models import utcnow
 from .cases import CaseResult, run_cases
@@ -220,6 +221,9 @@ class RuleService:
             files
             and self.app.config.get("RULES_WATCH_FILES", True)
             and (force or now - self._files_checked_at >= max(interval, 5))
+            # A caller that has already written holds SQLite's write lock: publishing in
+            # a second session would wait for it. The next refresh looks at the files.
+            and not has_uncommitted_writes()
         ):
             self._files_checked_at = now
             # A session of its own (a fresh app context): publishing commits, refusing
