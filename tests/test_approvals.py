@@ -65,6 +65,16 @@ MEDIUM_LEAVE = {"leave_type": "annual", "days": 5, "days_in_advance": 14, "balan
 LONG_LEAVE = {"leave_type": "personal", "days": "10.5", "days_in_advance": 14}
 
 
+def discount(percent: int) -> dict[str, Any]:
+    """A salesperson's discount of ``percent`` on a deal of 80,000 at 30 % margin."""
+    return {
+        "requested_by": "salesperson",
+        "discount_pct": percent,
+        "deal_amount": 80000,
+        "gross_margin_pct": 30,
+    }
+
+
 @pytest.fixture
 def app(make_app: Any) -> Any:
     decided_log.clear()
@@ -222,12 +232,7 @@ def test_p6_1_long_leave_goes_to_supervisor_manager_then_the_hr_pool_in_order(
 def test_p3_3_discount_within_authority_is_approved_at_once(
     app: Any, people: dict[str, int]
 ) -> None:
-    facts = {
-        "requested_by": "salesperson",
-        "discount_pct": 5,
-        "deal_amount": 80000,
-        "gross_margin_pct": 30,
-    }
+    facts = discount(5)
     with app.app_context():
         request = approvals.submit("appr.discount", "Quote 12", user("li"), facts, now=NOW)
         db.session.commit()
@@ -242,12 +247,7 @@ def test_p3_3_discount_within_authority_is_approved_at_once(
 def test_p3_3_discount_above_authority_goes_to_supervisor_manager_and_finance_pool(
     app: Any, people: dict[str, int]
 ) -> None:
-    facts = {
-        "requested_by": "salesperson",
-        "discount_pct": 25,
-        "deal_amount": 80000,
-        "gross_margin_pct": 30,
-    }
+    facts = discount(25)
     with app.app_context():
         request = approvals.submit("appr.discount", "Quote 13", user("li"), facts, now=NOW)
         db.session.commit()
@@ -381,12 +381,7 @@ def test_p2_a_pool_step_is_only_for_holders_whose_scope_reaches_the_requester(
         # Finance now reads only its own records: no finance holder reaches li.
         db.session.scalars(sa.select(Role).where(Role.code == "finance")).one().read_scope = "own"
         db.session.commit()
-        facts = {
-            "requested_by": "salesperson",
-            "discount_pct": 25,
-            "deal_amount": 80000,
-            "gross_margin_pct": 30,
-        }
+        facts = discount(25)
         request = approvals.submit("appr.discount", "Quote", user("li"), facts, now=NOW)
         db.session.commit()
         request = load(request.id)
@@ -467,6 +462,48 @@ def test_p1_3_2_only_the_person_in_turn_may_act(app: Any, people: dict[str, int]
                 approvals.act(load(request_id), user(name), "approve", now=NOW)
             db.session.rollback()
         assert route_of(load(request_id)) == [("sup_east", None, "pending")]
+
+
+def test_p1_3_2_not_a_delegates_delegate_a_disabled_approver_or_someone_not_in_turn(
+    app: Any, people: dict[str, int]
+) -> None:
+    with app.app_context():
+        request_id = submit_leave()
+        approvals.set_delegation(user("sup_east"), user("sup_south"), TODAY, TODAY, "", NOW)
+        approvals.set_delegation(user("sup_south"), user("zhao"), TODAY, TODAY, "", NOW)
+        db.session.commit()
+        # Delegation does not chain: zhao stands in for sup_south, not for sup_east.
+        assert approvals.can_act(load(request_id), user("sup_south"), NOW)
+        assert not approvals.can_act(load(request_id), user("zhao"), NOW)
+        assert not approvals.can_read(load(request_id), user("zhao"), NOW)
+        # Someone not in turn hears "not allowed", even for a decision they could not
+        # word right (no comment): what a decision needs is the approver's business.
+        with pytest.raises(NotAllowed):
+            approvals.act(load(request_id), user("manager"), "reject", "", now=NOW)
+        db.session.rollback()
+        # A disabled approver (or delegate) acts no more.
+        for name in ("sup_east", "sup_south"):
+            user(name).active = False
+            db.session.flush()
+            assert not approvals.can_act(load(request_id), user(name), NOW), name
+            with pytest.raises(NotAllowed):
+                approvals.act(load(request_id), user(name), "approve", now=NOW)
+            db.session.rollback()
+        assert route_of(load(request_id)) == [("sup_east", None, "pending")]
+
+
+def test_p6_3_a_subject_link_outside_the_portal_is_refused_and_nothing_written(
+    app: Any, people: dict[str, int]
+) -> None:
+    with app.app_context():
+        for link in ("https://evil.example/", "//evil.example", "/\t/evil.example", "javascript:x"):
+            with pytest.raises(ValidationFailed) as refused:
+                approvals.submit(
+                    "appr.leave", "Leave", user("li"), SHORT_LEAVE, subject_link=link, now=NOW
+                )
+            assert list(refused.value.fields) == ["subject_link"], link
+        db.session.commit()
+        assert count(ApprovalRequest) == 0 and count(RuleDecision) == 0
 
 
 def test_p1_3_2_on_decided_runs_in_the_same_transaction_and_a_failure_writes_nothing(
@@ -798,6 +835,92 @@ def test_p1_3_2_pages_show_the_boxes_the_explanation_and_the_timeline(
     assert why.status_code == 200 and "by-length" in why.get_data(as_text=True)
 
 
+def statements_of(app: Any, client: Any, url: str) -> list[str]:
+    """The SQL statements one page costs (its status must be 200)."""
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_p1_3_2_approval_pages_cost_the_same_statements_for_one_request_or_many(
+    app: Any, people: dict[str, int], client: Any, login: Any
+) -> None:
+    """No N+1: the boxes and a request's page with its timeline (approvers, who acted,
+    for whom, pools, rounds) cost as many statements for one row or step as for many."""
+
+    def decided_by_sup_east(title: str) -> int:
+        """A request sup_east approved the first step of (the manager's turn now)."""
+        request_id = submit_leave("wang", facts=LONG_LEAVE, title=title)
+        approvals.act(load(request_id), user("sup_east"), "approve", now=NOW)
+        db.session.commit()
+        return request_id
+
+    with app.app_context():
+        decided_by_sup_east("Decided 0")
+        submit_leave("li", title="Waiting 0")
+        submit_leave("sup_east", title="Mine 0")
+        approvals.set_delegation(user("sup_east"), user("sup_south"), TODAY, TODAY, "", NOW)
+        db.session.commit()
+        shown = submit_leave("wang", facts=LONG_LEAVE, title="Shown")
+        approvals.act(load(shown), user("sup_south"), "approve", "for sup_east", now=NOW)
+        db.session.commit()
+    login(client, "sup_east")
+    urls = ["/approvals/", "/approvals/?box=mine", "/approvals/?box=decided"]
+
+    def costs() -> list[int]:
+        return [len(statements_of(app, client, url)) for url in [*urls, f"/approvals/{shown}"]]
+
+    def rows(url: str) -> int:
+        return client.get(url).get_data(as_text=True).count('data-testid="approval-row"')
+
+    assert [rows(url) for url in urls] == [1, 1, 1]
+    before = costs()
+    with app.app_context():
+        for number in range(1, 6):
+            decided_by_sup_east(f"Decided {number}")
+            submit_leave("li", title=f"Waiting {number}")
+            submit_leave("sup_east", title=f"Mine {number}")
+        # More steps, rounds and people on the one request's page.
+        approvals.act(load(shown), user("manager"), "return", "Too long", now=NOW)
+        db.session.commit()
+        approvals.resubmit(load(shown), user("wang"), now=NOW)
+        approvals.act(load(shown), user("sup_east"), "approve", now=NOW)
+        approvals.act(load(shown), user("manager"), "approve", now=NOW)
+        db.session.commit()
+        assert [s.status for s in load(shown).steps] == [
+            "approved",
+            "returned",
+            "skipped",
+            "approved",
+            "approved",
+            "pending",
+        ]
+    assert [rows(url) for url in urls] == [6, 6, 7]  # sup_east decided "Shown" too
+    assert costs() == before
+
+
+def test_p1_3_2_the_bell_is_one_count(app: Any, people: dict[str, int], login: Any) -> None:
+    client = app.test_client()
+    login(client, "li")
+    with app.app_context():
+        for number in range(5):
+            approvals.notify(people["li"], "core.loop_assigned", f"n{number}")
+        db.session.commit()
+    seen = statements_of(app, client, "/notifications/bell")
+    about_notifications = [sql for sql in seen if "core_notification" in sql]
+    assert len(about_notifications) == 1 and "count(" in about_notifications[0].lower()
+
+
 def test_p1_3_2_web_actions_redirect_and_a_second_click_is_409(
     app: Any, people: dict[str, int], client: Any, login: Any
 ) -> None:
@@ -815,9 +938,9 @@ def test_p1_3_2_web_actions_redirect_and_a_second_click_is_409(
     assert boosted.status_code == 409 and boosted.headers["HX-Location"].endswith(
         f"/approvals/{request_id}"
     )
-    assert "Decided by me" in client.get("/approvals/?box=decided").get_data(as_text=True)
     decided = client.get("/approvals/?box=decided").get_data(as_text=True)
-    assert "Leave in March" in decided
+    assert decided.count('data-testid="approval-row"') == 1 and "Leave in March" in decided
+    assert "Leave in March" not in client.get("/approvals/").get_data(as_text=True)
     with app.app_context():
         assert decided_log == [(request_id, "approved")]
 
@@ -857,6 +980,10 @@ def test_p2_web_out_of_scope_is_404_and_not_your_step_is_403(
     assert manager.get(f"/approvals/{request_id}").status_code == 200
     assert (
         manager.post(f"/approvals/{request_id}/act", data={"action": "approve"}).status_code == 403
+    )
+    # Not their step: 403 before any complaint about the missing comment (API alike).
+    assert (
+        manager.post(f"/approvals/{request_id}/act", data={"action": "reject"}).status_code == 403
     )
     assert (
         manager.post(f"/approvals/{request_id}/own", data={"action": "cancel"}).status_code == 403
@@ -905,6 +1032,12 @@ def test_p1_3_2_delegation_page_creates_refuses_and_ends(
         },
     )
     assert refused.status_code == 422
+    for garbage in (
+        {"delegate_id": "abc", "starts_on": "2025-13-45", "ends_on": "tomorrow"},
+        {"delegate_id": str(10**30), "starts_on": "9999-12-31", "ends_on": "9999-12-31"},
+        {"delegate_id": people["zhao"], "starts_on": start.isoformat()},  # not a choice
+    ):
+        assert client.post("/approvals/delegations", data=garbage).status_code == 422, garbage
     created = client.post(
         "/approvals/delegations",
         data={
@@ -957,11 +1090,20 @@ def test_p1_3_2_api_lists_shows_and_acts_with_the_same_rules(
     url = f"/api/v1/approvals/{request_id}/actions"
     not_yet = client.post(url, json={"action": "approve"}, headers=mgr)
     assert not_yet.status_code == 403 and not_yet.get_json()["error"]["code"] == "forbidden"
+    assert client.post(url, json={"action": "reject"}, headers=mgr).status_code == 403
     no_comment = client.post(url, json={"action": "reject"}, headers=sup)
     assert no_comment.status_code == 422
     assert "comment" in no_comment.get_json()["error"]["fields"]
     bad = client.post(url, json={"action": "approve", "extra": 1}, headers=sup)
     assert bad.status_code == 400
+    for wrong in ({"action": 1}, {"action": ["approve"]}, {"action": "maybe"}, {"action": None}):
+        assert client.post(url, json=wrong, headers=sup).status_code == 422, wrong
+    wrong_comment = client.post(url, json={"action": "reject", "comment": {"a": 1}}, headers=sup)
+    assert wrong_comment.status_code == 422
+    assert (
+        client.post(url, data="[]", headers=sup | {"Content-Type": "application/json"}).status_code
+        == 400
+    )
     assert client.post(url, json={"action": "approve"}, headers=south).status_code == 404
 
     approved = client.post(url, json={"action": "approve", "comment": "ok"}, headers=sup)
@@ -1027,6 +1169,8 @@ def test_p1_3_2_browser_return_needs_a_comment_then_the_requester_sends_it_again
         request_id = submit_leave(facts=MEDIUM_LEAVE)
 
     def log_in(username: str) -> None:
+        # Leave the page first: a bell poll still in flight would set the cookie again.
+        page.goto("about:blank")
         page.context.clear_cookies()
         page.goto(approvals_server.url + "/login")
         page.locator("#username").fill(username)

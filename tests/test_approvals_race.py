@@ -81,23 +81,45 @@ def outcome_rows(request_id: int) -> int:
     )
 
 
+def told(person: int, request_id: int, kind: str) -> int:
+    """How many notifications of ``kind`` about the request ``person`` got."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Notification)
+        .where(
+            Notification.user_id == person,
+            Notification.kind == kind,
+            Notification.link == f"/approvals/{request_id}",
+        )
+    )
+
+
 def steps_of(request_id: int) -> list[tuple[str, int | None]]:
     db.session.expire_all()
     request = db.session.get(ApprovalRequest, request_id)
     return [(step.status, step.acted_by_id) for step in request.steps]
 
 
-def click(app: Any, request_id: int, username: str, barrier: Any, results: list[str]) -> None:
-    """One approver's click, in a thread with its own app context and session."""
+def click(
+    app: Any, request_id: int, who: str, barrier: Any, results: list[str], action: str = "approve"
+) -> None:
+    """One person's click, in a thread with its own app context and session: an
+    approver's decision, or the requester's ``cancel`` or ``resubmit``."""
     with app.app_context():
         try:
             request = db.session.get(ApprovalRequest, request_id)
-            actor = user(username)
-            assert request.status == "pending" and request.steps  # both saw it pending
+            actor = user(who)
+            # Both saw it open: pending, or returned for the requester to send again.
+            assert request.status in ("pending", "returned") and request.steps
             barrier.wait(timeout=30)
-            approvals.act(request, actor, "approve", "mine", now=NOW)
+            if action == "cancel":
+                approvals.cancel(request, actor, now=NOW)
+            elif action == "resubmit":
+                approvals.resubmit(request, actor, now=NOW)
+            else:
+                approvals.act(request, actor, action, "mine", now=NOW)
             db.session.commit()
-            results.append("approved")
+            results.append(action)
         except StateConflict:
             db.session.rollback()
             results.append("conflict")
@@ -108,12 +130,14 @@ def click(app: Any, request_id: int, username: str, barrier: Any, results: list[
             db.session.remove()
 
 
-def race(app: Any, request_id: int, first: str, second: str) -> list[str]:
+def race(
+    app: Any, request_id: int, first: str, second: str, actions: tuple[str, str] = ("approve",) * 2
+) -> list[str]:
     barrier = threading.Barrier(2)
     results: list[str] = []
     threads = [
-        threading.Thread(target=click, args=(app, request_id, name, barrier, results))
-        for name in (first, second)
+        threading.Thread(target=click, args=(app, request_id, name, barrier, results, action))
+        for name, action in zip((first, second), actions, strict=True)
     ]
     for thread in threads:
         thread.start()
@@ -130,7 +154,7 @@ def test_p1_3_2_approver_and_delegate_clicking_at_once_advance_one_step(
         db.session.commit()
         ids = [submit(MEDIUM_LEAVE, f"Leave {n}") for n in range(ROUNDS)]
     for request_id in ids:
-        assert race(app, request_id, "sup_east", "sup_south") == ["approved", "conflict"]
+        assert race(app, request_id, "sup_east", "sup_south") == ["approve", "conflict"]
         with app.app_context():
             (first, by), second = steps_of(request_id)
             assert first == "approved" and by in (people["sup_east"], people["sup_south"])
@@ -139,15 +163,7 @@ def test_p1_3_2_approver_and_delegate_clicking_at_once_advance_one_step(
             request = db.session.get(ApprovalRequest, request_id)
             assert request.status == "pending" and request.current_position == 2
             assert outcome_rows(request_id) == 0
-            told = db.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Notification)
-                .where(
-                    Notification.user_id == people["manager"],
-                    Notification.link == f"/approvals/{request_id}",
-                )
-            )
-            assert told == 1
+            assert told(people["manager"], request_id, "core.approval_waiting") == 1
 
 
 def test_p1_3_2_two_pool_members_on_the_last_step_approve_once(
@@ -164,22 +180,79 @@ def test_p1_3_2_two_pool_members_on_the_last_step_approve_once(
                 db.session.commit()
             ids.append(request_id)
     for request_id in ids:
-        assert race(app, request_id, "hr1", "hr2") == ["approved", "conflict"]
+        assert race(app, request_id, "hr1", "hr2") == ["approve", "conflict"]
         with app.app_context():
             request = db.session.get(ApprovalRequest, request_id)
             assert request.status == "approved"
             assert [s for s, _ in steps_of(request_id)] == ["approved"] * 3
             assert outcome_rows(request_id) == 1  # on_decided ran once
-            decided = db.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Notification)
-                .where(
-                    Notification.user_id == people["li"],
-                    Notification.kind == "core.approval_decided",
-                    Notification.link == f"/approvals/{request_id}",
-                )
-            )
-            assert decided == 1
+            assert told(people["li"], request_id, "core.approval_decided") == 1
+
+
+def test_p1_3_2_return_against_approve_and_cancel_against_approve_one_outcome_each(
+    app: Any, people: dict[str, int]
+) -> None:
+    """Different actions on the same step at once: exactly one wins, the request ends in
+    the winner's state and the plugin hears of a final outcome at most once."""
+    with app.app_context():
+        approvals.set_delegation(user("sup_east"), user("sup_south"), TODAY, TODAY, "", NOW)
+        db.session.commit()
+        returned = [submit(MEDIUM_LEAVE, f"Return {n}") for n in range(ROUNDS)]
+        cancelled = [submit(MEDIUM_LEAVE, f"Cancel {n}") for n in range(ROUNDS)]
+    for request_id in returned:
+        outcome = race(app, request_id, "sup_east", "sup_south", ("return", "approve"))
+        assert outcome in (["approve", "conflict"], ["conflict", "return"])
+        with app.app_context():
+            request = db.session.get(ApprovalRequest, request_id)
+            if outcome[0] == "approve":
+                assert (request.status, request.current_position) == ("pending", 2)
+                assert [s for s, _ in steps_of(request_id)] == ["approved", "pending"]
+                assert outcome_rows(request_id) == 0
+            else:
+                assert request.status == "returned"
+                assert [s for s, _ in steps_of(request_id)] == ["returned", "skipped"]
+                assert outcome_rows(request_id) == 1
+    for request_id in cancelled:
+        outcome = race(app, request_id, "li", "sup_east", ("cancel", "approve"))
+        assert outcome in (["approve", "conflict"], ["cancel", "conflict"])
+        with app.app_context():
+            request = db.session.get(ApprovalRequest, request_id)
+            if outcome[0] == "approve":
+                assert request.status == "pending"
+                assert [s for s, _ in steps_of(request_id)] == ["approved", "pending"]
+                assert outcome_rows(request_id) == 0
+            else:
+                assert request.status == "cancelled"
+                assert [s for s, _ in steps_of(request_id)] == ["skipped", "skipped"]
+                assert outcome_rows(request_id) == 1
+
+
+def test_p1_3_2_sending_a_returned_request_again_twice_at_once_opens_one_round(
+    app: Any, people: dict[str, int]
+) -> None:
+    """A double click (two tabs) on "send again": one new round, the other a conflict."""
+    with app.app_context():
+        ids = []
+        for number in range(ROUNDS):
+            request_id = submit(MEDIUM_LEAVE, f"Again {number}")
+            request = db.session.get(ApprovalRequest, request_id)
+            approvals.act(request, user("sup_east"), "return", "Dates?", now=NOW)
+            db.session.commit()
+            ids.append(request_id)
+    for request_id in ids:
+        assert race(app, request_id, "li", "li", ("resubmit", "resubmit")) == [
+            "conflict",
+            "resubmit",
+        ]
+        with app.app_context():
+            request = db.session.get(ApprovalRequest, request_id)
+            assert (request.status, request.round) == ("pending", 2)
+            assert [(s.round, s.status) for s in request.steps] == [
+                (1, "returned"),
+                (1, "skipped"),
+                (2, "pending"),
+                (2, "waiting"),
+            ]
 
 
 def test_p1_3_2_a_page_loaded_before_someone_else_decided_gets_a_conflict(
@@ -244,7 +317,7 @@ def _process_click(
             if commit_now is not None:
                 commit_now.wait(timeout=60)
             db.session.commit()
-            outcome = "approved"
+            outcome = "approve"
         except StateConflict:
             db.session.rollback()
             outcome = "conflict"
@@ -292,7 +365,7 @@ def test_p1_3_2_two_processes_on_postgresql_approve_exactly_once(
             for name in ("sup_east", "sup_south")
         ]
         _run(processes)
-        assert _join(processes, results) == ["approved", "conflict"]
+        assert _join(processes, results) == ["approve", "conflict"]
         with app.app_context():
             (first, _by), second = steps_of(request_id)
             assert first == "approved" and second == ("pending", None)
@@ -342,6 +415,6 @@ def test_p1_3_2_on_postgresql_the_second_click_waits_for_the_first_and_conflicts
             time.sleep(0.05)
         assert waiting == 1
         commit_now.set()
-        assert _join([first, second], results) == ["approved", "conflict"]
+        assert _join([first, second], results) == ["approve", "conflict"]
         assert steps_of(request_id) == [("approved", people["sup_east"]), ("pending", None)]
         db.engine.dispose()

@@ -15,6 +15,7 @@ from portal.audit.recorder import acting_as
 from portal.auth.models import User
 from portal.extensions import db
 from portal.loops import service
+from portal.loops.approvals import leader_chain
 from portal.loops.models import LoopEvent, LoopItem, Notification
 from portal.org.services import supervisor_of
 from portal.rules.models import RuleDecision
@@ -118,15 +119,10 @@ def test_p1_3_2_escalation_at_the_right_time(app: Any, org: dict[str, int]) -> N
             )
         ).all()
         assert [d.outputs["level"] for d in decisions] == [1, 2]
-        writes = db.session.execute(
-            sa.select(AuditEvent.actor, AuditEvent.after).where(
-                AuditEvent.table_name == "core_loop_item", AuditEvent.action == "bulk_update"
-            )
-        ).all()
-        assert [actor for actor, _after in writes] == ["job:core.escalate_overdue_loops"] * 2
-        assert [after["values"]["escalation_level"] for _actor, after in writes] == [1, 2]
         # The lock version moved on: a page read before the escalation is out of date.
         assert item.lock_version == 3
+    # Every write is audited: each bulk UPDATE names the item it changed and the level.
+    assert bulk_writes(app) == [([loop_id], 1), ([loop_id], 2)]
 
 
 def test_p1_3_2_done_and_verified_items_are_never_escalated(app: Any, org: dict[str, int]) -> None:
@@ -186,12 +182,20 @@ def test_p1_3_2_sweep_in_batches_is_idempotent_and_digests_messages(
     counts = sweep(app, DUE + 30 * HOUR, batch_size=4)
     assert counts["checked"] == 14 and counts["escalated"] == 14
     assert all(level(app, loop_id) == 1 for loop_id in ids)
-    # One message per person per batch (4 batches), not one per item.
+    # One message per person per batch, not one per item: the batches (by due date,
+    # then id) are li's 1-4, 5-8, 9-11 with zhao's first, and zhao's last two.
     told = overdue_notes(app, org["sup_east"])
-    assert 1 <= len(told) <= 3
-    assert any("overdue loop items were escalated" in n.title for n in told)
-    assert any(n.link == "/loops/?escalated=1" for n in told)
-    assert len(overdue_notes(app, org["sup_south"])) in (1, 2)
+    assert [n.title for n in told] == [
+        "4 overdue loop items were escalated",
+        "4 overdue loop items were escalated",
+        "3 overdue loop items were escalated",
+    ]
+    assert {n.link for n in told} == {"/loops/?escalated=1"}
+    south = overdue_notes(app, org["sup_south"])
+    assert [n.link for n in south] == [f"/loops/{ids[11]}", "/loops/?escalated=1"]
+    # The audit log names every escalated item once, across the batches' bulk writes.
+    audited = [item_id for item_ids, _level in bulk_writes(app) for item_id in item_ids]
+    assert sorted(audited) == sorted(ids)
     assert sweep(app, DUE + 30 * HOUR, batch_size=4) == {
         "checked": 14,
         "escalated": 0,
@@ -199,29 +203,38 @@ def test_p1_3_2_sweep_in_batches_is_idempotent_and_digests_messages(
     }
 
 
-def test_p1_3_2_supervisor_chains_agree_with_supervisor_of(
+def test_p1_3_2_escalation_and_approval_routes_walk_one_leader_chain(
     app: Any, org: dict[str, int], make_unit: Any, make_person: Any
 ) -> None:
+    """``supervisor_2`` names the same person to the escalation sweep and to an approval
+    route: the active leaders of the units above, nearest first, never oneself."""
     # A leader who sits inside the unit they lead, and a deeper team without a leader.
     lead = make_person("lead", roles=["supervisor"])
     sub = make_unit("Pudong", "team", parent=org["shanghai"], leader=lead)
     with app.app_context():
         db.session.get(User, lead).unit_id = sub
+        # A leader placed in no unit still leads theirs (and reports to nobody).
+        db.session.get(User, org["sup_south"]).unit_id = None
         db.session.commit()
     deep = make_unit("Pudong North", "team", parent=sub)
     zhou = make_person("zhou", roles=["salesperson"], unit=deep)
-    people = [org[n] for n in ("li", "wang", "zhao", "sup_east", "manager", "admin")] + [lead, zhou]
+    names = ("li", "wang", "zhao", "sup_east", "sup_south", "manager", "admin")
+    people = [org[n] for n in names] + [lead, zhou]
     with app.app_context():
-        chains = service.SupervisorChains().chains(people, 3)
+        chains = service.LeaderChains().of_people(people)
         for person_id in people:
-            expected, current = [], db.session.get(User, person_id)
-            while len(expected) < 3:
-                current = supervisor_of(current)
-                if current is None:
-                    break
-                expected.append(current.id)
-            assert chains[person_id] == expected, person_id
+            user = db.session.get(User, person_id)
+            assert chains[person_id] == [u.id for u in leader_chain(user)], person_id
+            boss = supervisor_of(user)
+            assert chains[person_id][:1] == ([boss.id] if boss else []), person_id
     assert chains[zhou] == [lead, org["sup_east"], org["manager"]]
+    assert chains[org["zhao"]] == [org["sup_south"], org["manager"]]
+    assert chains[org["sup_east"]] == [org["manager"]] and chains[org["manager"]] == []
+    # A leader who has left is skipped: the next active leader up is told instead.
+    with app.app_context():
+        db.session.get(User, org["sup_east"]).active = False
+        db.session.commit()
+        assert service.LeaderChains().of_people([zhou])[zhou] == [lead, org["manager"]]
 
 
 def test_p1_3_2_a_published_rule_change_changes_escalation_without_code(
@@ -276,12 +289,13 @@ def test_p1_3_2_each_priority_escalates_no_earlier_than_its_rule(
     assert level(app, loop_id) == 1
 
 
-def test_p1_3_2_an_item_changed_after_the_scan_is_not_escalated(
+def test_p1_3_2_an_item_changed_after_the_scan_is_not_escalated_nor_audited(
     app: Any, org: dict[str, int]
 ) -> None:
     loop_id = raise_item(app, org["li"], org["sup_east"], priority="urgent")
+    other = raise_item(app, org["wang"], org["sup_east"], priority="urgent")
     at = DUE + 2 * HOUR
-    with app.app_context(), acting_as("test"):
+    with app.app_context(), acting_as("job:core.escalate_overdue_loops"):
         active = rules().active("loop_escalation")
         scanned = db.session.execute(
             sa.select(
@@ -291,15 +305,35 @@ def test_p1_3_2_an_item_changed_after_the_scan_is_not_escalated(
                 LoopItem.type,
                 LoopItem.escalation_level,
                 LoopItem.lock_version,
-            )
+            ).order_by(LoopItem.id)
         ).all()
         rising = service._rising(scanned, at, active, {})
-        assert [level for _row, _evaluation, level in rising] == [1]
-        # The owner closes it between the sweep's scan and its write.
+        assert [level for _row, _evaluation, level in rising] == [1, 1]
+        # The owner closes hers between the sweep's scan and its write.
         with app.app_context(), app.test_request_context(), acting_as("li"):
             item = db.session.get(LoopItem, loop_id)
             service.close(item, db.session.get(User, org["li"]), "paid", now=at)
             db.session.commit()
-        assert service._escalate_batch(rising, at, active, service.SupervisorChains()) == (0, 0)
+        # The other one escalates; wang and his supervisor are told.
+        assert service._escalate_batch(rising, at, active, service.LeaderChains()) == (1, 2)
         db.session.commit()
-    assert level(app, loop_id) == 0 and overdue_notes(app, org["sup_east"]) == []
+    assert level(app, loop_id) == 0 and level(app, other) == 1
+    assert [n.link for n in overdue_notes(app, org["sup_east"])] == [f"/loops/{other}"]
+    # The audit log's bulk write names exactly the item it changed, not the closed one.
+    assert bulk_writes(app) == [([other], 1)]
+
+
+def bulk_writes(app: Any) -> list[tuple[list[int], int]]:
+    """(ids, level) of each bulk UPDATE of loop items in the audit log, by the sweep."""
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(AuditEvent.actor, AuditEvent.before, AuditEvent.after)
+            .where(AuditEvent.table_name == "core_loop_item", AuditEvent.action == "bulk_update")
+            .order_by(AuditEvent.id)
+        ).all()
+    writes = []
+    for actor, before, after in rows:
+        assert actor == "job:core.escalate_overdue_loops"
+        (ids,) = [v for k, v in before["parameters"].items() if k.startswith("id_")]
+        writes.append((sorted(ids), after["values"]["escalation_level"]))
+    return writes

@@ -181,6 +181,15 @@ def test_p1_3_2_reopen_keeps_the_history_and_tells_the_owner(app: Any, org: dict
     assert loaded(app, loop_id).closure_note == "Second attempt"
 
 
+def test_p1_3_2_a_long_history_shows_its_latest_entries(app: Any, org: dict[str, int]) -> None:
+    loop_id = raise_item(app, org["li"], org["sup_east"])
+    for number in range(5):
+        run(app, loop_id, "comment", org["li"], note=f"Note {number}")
+    with app.app_context():
+        shown = service.history_of(db.session.get(LoopItem, loop_id), limit=3)
+        assert [event.note for event in shown] == ["Note 2", "Note 3", "Note 4"]
+
+
 @pytest.mark.parametrize(
     ("setup", "action", "actor"),
     [
@@ -265,9 +274,10 @@ def test_p1_3_2_system_and_self_raised_items_are_verified_by_the_supervisor(
 ) -> None:
     by_system = raise_item(app, org["li"], None, priority="high")
     by_herself = raise_item(app, org["li"], org["li"], priority="normal")
-    for loop_id in (by_system, by_herself):
+    for asked, loop_id in enumerate((by_system, by_herself), start=1):
         run(app, loop_id, "close", org["li"], note="done")
-        assert len(notes_of(app, org["sup_east"], "core.loop_to_verify")) >= 1
+        to_verify = notes_of(app, org["sup_east"], "core.loop_to_verify")
+        assert len(to_verify) == asked and to_verify[-1].link == f"/loops/{loop_id}"
         with pytest.raises(NotAllowed):
             run(app, loop_id, "verify", org["li"])
         with pytest.raises(NotAllowed):
@@ -378,6 +388,20 @@ def test_p1_3_2_a_refused_close_leaves_no_file_behind(app: Any, org: dict[str, i
         assert len(list(folder.glob("*"))) == 1
         db.session.rollback()  # e.g. the commit lost a race: the file goes too
     assert not any(folder.glob("*"))
+    # A request that fails unexpectedly ends by closing its session uncommitted: the
+    # file goes too.
+    with app.test_request_context(), acting_as("test"):
+        item = db.session.get(LoopItem, loop_id)
+        files = [FileStorage(stream=io.BytesIO(PNG), filename="b.png")]
+        service.close(item, db.session.get(User, org["li"]), "done", files=files)
+        assert len(list(folder.glob("*"))) == 1
+        db.session.close()
+    assert not any(folder.glob("*"))
+    # And a committed close keeps its file.
+    run(
+        app, loop_id, "close", org["li"], note="done", files=[FileStorage(io.BytesIO(PNG), "c.png")]
+    )
+    assert len(list(folder.glob("*"))) == 1 and count(app, LoopAttachment) == 1
 
 
 def test_p1_3_2_subject_links_both_ways(app: Any, org: dict[str, int]) -> None:
@@ -433,6 +457,74 @@ def test_p1_3_2_due_soon_reminders_once_per_due_date(app: Any, org: dict[str, in
     )
     with app.app_context():
         assert service.remind_due_soon(now=T0 + timedelta(hours=17))["reminded"] == 1
+
+
+def test_p1_3_2_a_reminder_batch_changed_meanwhile_is_read_again(
+    app: Any, org: dict[str, int]
+) -> None:
+    """Someone renames an item between the reminder job's read and its write: the job's
+    write is refused by the item's lock version (StaleDataError), the batch is read
+    again, and the owner is still reminded once."""
+    loop_id = raise_item(app, org["li"], org["sup_east"], due_at=T0 + timedelta(hours=20), now=T0)
+    table = LoopItem.__table__
+    changed: list[bool] = []
+
+    def someone_else_changes_it(session: Any, *args: Any) -> None:
+        if changed:
+            return
+        changed.append(True)
+        with db.engine.begin() as other:
+            other.execute(
+                sa.update(table)
+                .where(table.c.id == loop_id)
+                .values(title="Renamed meanwhile", lock_version=table.c.lock_version + 1)
+            )
+
+    with app.app_context():
+        session = db.session()
+        sa.event.listen(session, "before_flush", someone_else_changes_it)
+        try:
+            counts = service.remind_due_soon(now=T0)
+        finally:
+            sa.event.remove(session, "before_flush", someone_else_changes_it)
+    assert changed and counts == {"checked": 1, "reminded": 1, "notified": 1}
+    reminded = notes_of(app, org["li"], "core.loop_due_soon")
+    assert len(reminded) == 1 and "Renamed meanwhile" in reminded[0].title
+    assert [s[0] for s in history(app, loop_id)] == ["raised", "reminded"]
+
+
+def test_p1_3_2_due_dates_are_bounded_not_a_500(make_app: Any, org: dict[str, int]) -> None:
+    """A due date at the end of the calendar is refused per field; west of Greenwich the
+    end of 31 December 9999 would not even fit a datetime once in UTC."""
+    app = make_app(BABEL_DEFAULT_TIMEZONE="America/Los_Angeles")
+    client = app.test_client()
+    token = {"Authorization": "Bearer " + _issue_token(app, "sup_east")}
+    body = {"type": "core.action", "title": "Some day", "owner_id": org["li"]}
+    for due_on in ("9999-12-31", (utcnow() + timedelta(days=4000)).date().isoformat()):
+        refused = client.post("/api/v1/loops", json={**body, "due_on": due_on}, headers=token)
+        assert refused.status_code == 422, refused.json
+        assert "too far away" in refused.json["error"]["fields"]["due_on"][0]
+    with pytest.raises(ValidationFailed) as refused:
+        raise_item(app, org["li"], org["sup_east"], due_at=datetime(9999, 12, 31, 23, 59))
+    assert "too far away" in refused.value.fields["due_at"][0]
+    assert count(app, LoopItem) == 0
+    fine = client.post("/api/v1/loops", json={**body, "due_on": "2099-01-01"}, headers=token)
+    assert fine.status_code == 422  # more than ten years ahead
+    soon = (utcnow() + timedelta(days=30)).date().isoformat()
+    assert (
+        client.post("/api/v1/loops", json={**body, "due_on": soon}, headers=token).status_code
+        == 201
+    )
+
+
+def _issue_token(app: Any, username: str) -> str:
+    from portal.auth.services import issue_token
+
+    with app.app_context():
+        user = db.session.scalars(sa.select(User).where(User.username == username)).one()
+        token = issue_token(user, "test")
+        db.session.commit()
+        return token
 
 
 # -- the pages ---------------------------------------------------------------------------
@@ -618,6 +710,43 @@ def test_p1_3_2_register_lists_filters_and_pages(
     assert "30 in all" in li.get("/loops/").get_data(as_text=True)
 
 
+def test_p1_3_2_the_raiser_reads_and_verifies_wherever_the_owner_sits(
+    client: Any, app: Any, org: dict[str, int], login: Any, api_token: Any
+) -> None:
+    """Whoever raised an item follows it even after it went to someone outside their
+    scope: they read it (page, API, evidence) and verify it, but do not act as owner."""
+    loop_id = raise_item(app, org["zhao"], org["sup_south"])
+    run(app, loop_id, "reassign", org["manager"], new_owner=org["li"])
+    login(client, "sup_south")
+    assert client.get(f"/loops/{loop_id}").status_code == 200
+    assert f'data-loop-id="{loop_id}"' in client.get("/loops/").get_data(as_text=True)
+    headers = _auth(api_token("sup_south"))
+    assert client.get(f"/api/v1/loops/{loop_id}", headers=headers).json["allowed_actions"] == [
+        "comment"
+    ]
+    assert client.post(f"/loops/{loop_id}/close", data={"close-note": "x"}).status_code == 403
+    refused = client.post(
+        f"/api/v1/loops/{loop_id}/actions", json={"action": "close", "note": "x"}, headers=headers
+    )
+    assert refused.status_code == 403 and loaded(app, loop_id).status == "open"
+    run(
+        app, loop_id, "close", org["li"], note="done", files=[FileStorage(io.BytesIO(PNG), "p.png")]
+    )
+    with app.app_context():
+        attachment_id = db.session.scalar(sa.select(LoopAttachment.id))
+    assert client.get(f"/loops/{loop_id}/attachments/{attachment_id}").data == PNG
+    page = client.get(f"/loops/{loop_id}").get_data(as_text=True)
+    verified = client.post(
+        f"/loops/{loop_id}/verify", data={"verify-csrf_token": "", "verify-note": "Seen"}
+    )
+    assert 'data-action="verify"' in page and verified.status_code == 303
+    assert loaded(app, loop_id).status == "verified"
+    # Someone who neither raised it nor reaches its owner does not even see it.
+    other = app.test_client()
+    login(other, "zhao")
+    assert other.get(f"/loops/{loop_id}").status_code == 404
+
+
 def test_p1_3_2_attachment_download_is_scoped(
     client: Any, app: Any, org: dict[str, int], login: Any
 ) -> None:
@@ -712,6 +841,112 @@ def test_p1_3_2_api_lists_raises_and_acts(
         "reopened",
         "reassigned",
     ]
+
+
+def test_p1_3_2_register_and_api_filter_clauses_below_and_due_windows(
+    client: Any, app: Any, org: dict[str, int], login: Any, api_token: Any
+) -> None:
+    """One set of filters (``service.filter_loops``) for the register, My work and the
+    API: a clause matches the clauses below it, due windows are the portal's days."""
+    today = raise_item(
+        app,
+        org["li"],
+        org["sup_east"],
+        title="Due today",
+        clause="P3.1.2",
+        due_at=T0 + timedelta(hours=2),
+        now=T0,
+    )
+    week = raise_item(
+        app,
+        org["li"],
+        org["sup_east"],
+        title="Due Thursday",
+        clause="P31",
+        due_at=T0 + timedelta(days=3),
+        now=T0,
+    )
+    later = raise_item(
+        app,
+        org["li"],
+        org["sup_east"],
+        title="Due later",
+        clause="P3",
+        due_at=T0 + timedelta(days=10),
+        now=T0,
+    )
+    with app.test_request_context():
+
+        def ids(**args: str) -> list[int]:
+            statement = service.filter_loops(sa.select(LoopItem.id), args, now=T0)
+            return list(db.session.scalars(statement.order_by(LoopItem.id)))
+
+        assert ids(due="today") == [today]  # T0 is Monday 09:00 in Shanghai
+        assert ids(due="week") == [today, week]
+        assert ids(due="later") == [later]
+        assert ids(due="overdue") == [] and ids(due="yesterday") == [today, week, later]
+        assert ids(clause="P3") == [today, later] and ids(clause="P3.1") == [today]
+    login(client, "sup_east")
+    page = client.get("/loops/?clause=P3").get_data(as_text=True)
+    assert f'data-loop-id="{today}"' in page and f'data-loop-id="{week}"' not in page
+    headers = _auth(api_token("li"))
+    listed = client.get("/api/v1/loops?clause=P3.1", headers=headers).json
+    assert [item["id"] for item in listed["items"]] == [today]
+
+
+def test_p1_3_2_a_subject_needs_its_table_and_its_id(
+    client: Any, app: Any, org: dict[str, int], api_token: Any
+) -> None:
+    headers = _auth(api_token("sup_east"))
+    body = {"type": "core.action", "title": "About what?", "owner_id": org["li"]}
+    for half in ({"subject_table": "demo_visit"}, {"subject_id": "7"}):
+        refused = client.post("/api/v1/loops", json={**body, **half}, headers=headers)
+        assert refused.status_code == 422 and "subject_table" in refused.json["error"]["fields"]
+    assert count(app, LoopItem) == 0
+    whole = {"subject_table": "demo_visit", "subject_id": "7"}
+    created = client.post("/api/v1/loops", json={**body, **whole}, headers=headers)
+    assert created.status_code == 201 and created.json["subject_id"] == "7"
+
+
+def count_statements(app: Any, client: Any, url: str, **kwargs: Any) -> int:
+    """The SQL statements one request issues."""
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def counted(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", counted)
+    try:
+        response = client.get(url, **kwargs)
+        assert response.status_code == 200, (url, response.status_code)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", counted)
+    return len(seen)
+
+
+def test_p1_3_2_register_detail_and_api_statements_do_not_grow_with_the_items(
+    client: Any, app: Any, org: dict[str, int], login: Any, api_token: Any
+) -> None:
+    """No N+1: a page of items of many owners and raisers, and an item with a long
+    history by many people, cost the same statements as one item with one event."""
+    first = raise_item(app, org["li"], org["sup_east"])
+    login(client, "manager")
+    headers = _auth(api_token("manager"))
+    urls = ["/loops/", f"/loops/{first}", "/api/v1/loops", f"/api/v1/loops/{first}"]
+    for url in urls:  # the first requests also warm caches (the token's last use, rules)
+        count_statements(app, client, url, headers=headers)
+    few = {url: count_statements(app, client, url, headers=headers) for url in urls}
+    names = ("li", "wang", "zhao", "sup_east", "sup_south", "admin")
+    for n, owner in enumerate(names * 4):
+        raise_item(app, org[owner], org[names[n % 5]], title=f"Item {n}")
+    for actor in ("li", "sup_east", "manager", "admin"):
+        run(app, first, "comment", org[actor], note=f"Seen by {actor}")
+    run(app, first, "reassign", org["manager"], new_owner=org["wang"])
+    run(app, first, "reassign", org["manager"], new_owner=org["zhao"])
+    many = {url: count_statements(app, client, url, headers=headers) for url in urls}
+    assert many == few, (few, many)
 
 
 def test_p1_3_2_api_is_in_the_openapi_document(client: Any, app: Any) -> None:

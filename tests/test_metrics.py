@@ -528,3 +528,54 @@ def test_p1_3_4_charts_are_scoped_and_translated(app: Any, org: dict[str, int], 
         "/work/metrics/chart/overdue.svg", headers={"Accept-Language": "zh-CN"}
     ).get_data(as_text=True)
     assert title in chinese
+
+
+def test_p1_3_4_metrics_statements_do_not_grow_with_people_or_items(
+    app: Any, org: dict[str, int], login: Any
+) -> None:
+    """Each grouping is one grouped query (and one for the medians on SQLite) and one
+    for the groups' names, however many people, units and items there are."""
+    client = app.test_client()
+    login(client, "manager")
+    now = datetime.now(UTC)
+    add(app, [{"owner_id": org["li"], "created_at": now - DAY}])
+    urls = [f"/work/metrics?group={group}" for group in ("person", "team", "type", "clause")] + [
+        "/work/metrics/chart/rates.svg?group=person",
+        "/work/metrics/chart/volume.svg",
+    ]
+
+    def statements(url: str) -> int:
+        seen: list[str] = []
+        with app.app_context():
+            engine = db.engine
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get(url).status_code == 200, url
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        return len(seen)
+
+    for url in urls:
+        statements(url)  # warm the caches
+    few = {url: statements(url) for url in urls}
+    people = [org[n] for n in ("li", "wang", "zhao", "sup_east", "sup_south", "admin")]
+    add(
+        app,
+        [
+            {
+                "owner_id": people[n % len(people)],
+                "created_at": now - (n % 40) * DAY - DAY,
+                "type": ("core.action", "mx.follow_up")[n % 2],
+                "clause": ("P1.3.2", "P3.1.3", "P6.1")[n % 3],
+                "status": ("open", "done", "verified")[n % 3],
+                "closed_at": now - (n % 5) * DAY if n % 3 else None,
+                "reopen_count": n % 2,
+            }
+            for n in range(120)
+        ],
+    )
+    assert {url: statements(url) for url in urls} == few

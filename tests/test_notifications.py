@@ -4,6 +4,7 @@ the person they are for)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import re
 import socket
@@ -141,6 +142,15 @@ def mail_app(make_app: Any, port: int, **config: Any) -> Any:
     return make_app(plugins=[("ping", ping_plugin())], **settings)
 
 
+def ping_li_from_a_page(app: Any, make_person: Any, login: Any) -> Any:
+    """li (with an email address) posts the plugin's page that notifies her: a request
+    that queues one email. Returns the page's answer."""
+    li = make_person("li", email="li@example.com")
+    client = app.test_client()
+    login(client, "li")
+    return client.post(f"/ping/notify/{li}")
+
+
 def emails(app: Any) -> list[OutboundEmail]:
     with app.app_context():
         rows = db.session.scalars(sa.select(OutboundEmail).order_by(OutboundEmail.id)).all()
@@ -267,10 +277,7 @@ def test_p1_3_2_smtp_down_the_request_succeeds_and_the_email_waits_with_backoff(
     make_app: Any, make_person: Any, login: Any, smtp_down: SmtpSink
 ) -> None:
     app = mail_app(make_app, smtp_down.port, MAIL_BACKGROUND_SENDER=True)
-    li = make_person("li", email="li@example.com")
-    client = app.test_client()
-    login(client, "li")
-    response = client.post(f"/ping/notify/{li}")
+    response = ping_li_from_a_page(app, make_person, login)
     assert response.status_code == 200  # the page answered; the sender works on its own
     # The committed request woke the background sender, which found no server.
     assert mailer.sender_for(app).wait_idle(timeout=60)
@@ -302,10 +309,9 @@ def test_p1_3_2_a_hung_smtp_server_does_not_hold_the_request(
         app = mail_app(
             make_app, hung.getsockname()[1], MAIL_BACKGROUND_SENDER=True, MAIL_TIMEOUT=120
         )
-        li = make_person("li", email="li@example.com")
+        assert ping_li_from_a_page(app, make_person, login).status_code == 200
         client = app.test_client()
         login(client, "li")
-        assert client.post(f"/ping/notify/{li}").status_code == 200
         assert client.get("/notifications/").status_code == 200
         assert not mailer.sender_for(app).wait_idle(timeout=0.5)  # still waiting on SMTP
     # The listening socket is closed: the sender's connection is reset, it gives up.
@@ -318,10 +324,7 @@ def test_p1_3_2_the_background_sender_delivers_after_the_request_commits(
     make_app: Any, make_person: Any, login: Any, smtp: SmtpSink
 ) -> None:
     app = mail_app(make_app, smtp.port, MAIL_BACKGROUND_SENDER=True)
-    li = make_person("li", email="li@example.com")
-    client = app.test_client()
-    login(client, "li")
-    assert client.post(f"/ping/notify/{li}").status_code == 200
+    assert ping_li_from_a_page(app, make_person, login).status_code == 200
     assert smtp.handler.wait_for(1)
     assert mailer.sender_for(app).wait_idle(timeout=60)
     assert [row.status for row in emails(app)] == ["sent"]
@@ -462,6 +465,60 @@ def test_p1_3_2_a_sender_that_died_mid_batch_leaves_nothing_behind(
     assert len(smtp.handler.envelopes) == 1
 
 
+def test_p6_3_a_batch_slower_than_the_claim_is_never_sent_twice(
+    make_app: Any, make_person: Any, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sender A's batch takes longer than MAIL_CLAIM_SECONDS (its clock is moved on by
+    the server's slowness). Sender B, looking at that moment, may only take the emails
+    A has not renewed yet; A then leaves those to B. Each email goes out once."""
+    clock = [1000.0]  # the mailer's monotonic clock, moved by the test only
+    monkeypatch.setattr(mailer, "monotonic", lambda: clock[0])
+    in_second, release = threading.Event(), threading.Event()
+
+    class Slow(Collector):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            subject = email.message_from_bytes(envelope.original_content)["Subject"]
+            if subject == "one":
+                clock[0] += 400  # a slow server: the first email took 400 s
+            elif subject == "two":
+                in_second.set()
+                while not release.is_set():  # keep A inside its second email
+                    await asyncio.sleep(0.01)
+            return await super().handle_DATA(server, session, envelope)
+
+    smtp.stop()
+    smtp.handler = Slow()
+    smtp.start()
+    app = mail_app(make_app, smtp.port, MAIL_CLAIM_SECONDS=600)
+    li = make_person("li", email="li@example.com")
+    with app.app_context():
+        for subject in ("one", "two", "three"):
+            notify(li, "ping.hello", subject)
+        db.session.commit()
+    start = utcnow()
+    outcome: dict[str, Any] = {}
+
+    def sender_a() -> None:
+        with app.app_context():
+            outcome["a"] = mailer.send_queued(now=start)
+
+    thread = threading.Thread(target=sender_a)
+    thread.start()
+    try:
+        assert in_second.wait(30), outcome
+        # 650 s after A claimed: "three" looks abandoned, "two" was renewed at 400 s.
+        with app.app_context():
+            outcome["b"] = mailer.send_queued(now=start + timedelta(seconds=650))
+    finally:
+        release.set()
+        thread.join(60)
+    assert outcome["b"]["claimed"] == 1 and outcome["b"]["sent"] == 1
+    assert outcome["a"]["sent"] == 2 and outcome["a"]["lost"] == 1
+    subjects = sorted(message["Subject"] for message in smtp.handler.messages())
+    assert subjects == ["one", "three", "two"]  # each exactly once
+    assert {row.status for row in emails(app)} == {"sent"}
+
+
 def test_p1_3_2_email_switched_off_queues_nothing(
     make_app: Any, make_person: Any, login: Any
 ) -> None:
@@ -571,18 +628,68 @@ def test_p6_3_another_persons_notification_answers_404(
         assert db.session.get(Notification, theirs).read_at is None  # untouched
 
 
+OUTSIDE_LINKS = [
+    "//evil.example/",
+    "/\\evil.example/",
+    "/\t/evil.example/",  # browsers drop the tab: //evil.example/
+    "/\n/evil.example/",
+    "https://evil.example/",
+    "javascript:alert(1)",
+    "loops/1",
+]
+
+
+def test_p6_3_notify_refuses_a_link_that_leaves_the_portal(app: Any, make_person: Any) -> None:
+    li = make_person("li")
+    with app.app_context():
+        for link in OUTSIDE_LINKS:
+            with pytest.raises(ValueError, match="inside the portal"):
+                notify(li, "core.loop_assigned", "x", link=link)
+        assert notify(li, "core.loop_assigned", "x", link="/loops/1?tab=history") is not None
+        db.session.commit()
+        links = db.session.scalars(sa.select(Notification.link)).all()
+    assert links == ["/loops/1?tab=history"]
+
+
 def test_p6_3_a_stored_link_never_leads_out_of_the_portal(
     app: Any, make_person: Any, login: Any
 ) -> None:
     li = make_person("li")
     with app.app_context():
-        note = notify(li, "core.loop_assigned", "x", link="//evil.example/")
+        # Rows written around notify() (a script, an older version): checked on opening.
+        rows = [
+            Notification(user_id=li, kind="core.loop_assigned", title="x", link=link)
+            for link in OUTSIDE_LINKS
+        ]
+        db.session.add_all(rows)
         db.session.commit()
-        outside = note.id
+        ids = [row.id for row in rows]
     client = app.test_client()
     login(client, "li")
-    response = client.post(f"/notifications/{outside}/open")
-    assert response.status_code == 303 and response.location.startswith("/notifications/")
+    for notification_id, link in zip(ids, OUTSIDE_LINKS, strict=True):
+        response = client.post(f"/notifications/{notification_id}/open")
+        assert response.status_code == 303, link
+        assert response.location.startswith("/notifications/"), (link, response.location)
+
+
+def test_p6_3_email_links_use_the_base_url_never_the_requests_host(
+    make_app: Any, make_person: Any, login: Any
+) -> None:
+    app = mail_app(make_app, free_port(), PORTAL_BASE_URL="")
+    li = make_person("li", email="li@example.com")
+    make_person("wang")
+    client = app.test_client()
+    # Anyone can send any Host header: it must not end up as the link in li's email.
+    client.environ_base["HTTP_HOST"] = "evil.example"
+    login(client, "wang")
+    response = client.post(f"/ping/notify/{li}")
+    assert response.status_code == 200
+    [row] = emails(app)
+    assert "evil.example" not in row.body
+    assert "Open it in the portal: /ping/thing/7" in row.body  # the bare path, no host
+    based = mail_app(make_app, free_port())
+    with based.app_context():
+        assert mailer.absolute_url("/ping/thing/7") == f"{BASE_URL}/ping/thing/7"
 
 
 @pytest.mark.browser

@@ -194,6 +194,72 @@ def test_p1_3_2_run_job_runs_when_due_or_forced_but_never_beside_a_held_lease(
     assert tick.runs == ["count", "count", "count"]
 
 
+def test_p1_3_2_a_job_running_longer_than_its_lease_keeps_it_and_never_runs_twice(
+    make_app: Any, tick: Tick
+) -> None:
+    app = make_app(plugins=[("tick", tick.plugin())], SCHEDULER_LEASE_SECONDS=1)
+    lease = timedelta(seconds=1)
+    now = utcnow()
+    tick.gate = threading.Event()
+    results: list[Any] = []
+
+    def long_run() -> None:
+        with app.app_context():
+            results.extend(scheduler.run_due(now=now, names=["tick.count"]))
+
+    thread = threading.Thread(target=long_run)
+    thread.start()
+    try:
+        holder = None
+        for _attempt in range(600):  # until the running job has renewed its lease once
+            state = state_of(app, "tick.count")
+            if state is not None and state.lease_until and as_utc(state.lease_until) > now + lease:
+                holder = state.lease_owner
+                break
+            threading.Event().wait(0.05)
+        assert holder is not None
+        # The first lease has run out on the claim's clock, but the job is still
+        # running: nobody may take it for abandoned.
+        after_first_lease = now + lease + timedelta(milliseconds=1)
+        with app.app_context():
+            assert not scheduler.claim("tick.count", "other-worker", after_first_lease, force=True)
+            busy = scheduler.run_job("tick.count", force=True, now=after_first_lease)
+        assert busy.status == "busy"
+    finally:
+        tick.gate.set()
+        thread.join(60)
+    assert [result.status for result in results] == ["ok"] and tick.runs == ["count"]
+    state = state_of(app, "tick.count")
+    assert state.lease_owner is None and state.lease_until is None  # freed at the end
+    with app.app_context():  # a late renewal cannot take the freed lease back
+        assert not scheduler.renew_lease("tick.count", holder, now + lease)
+
+
+def test_p1_3_2_a_job_interrupted_by_shutdown_frees_its_lease_and_stays_due(
+    make_app: Any,
+) -> None:
+    calls: list[str] = []
+
+    def stopped() -> None:
+        calls.append("run")
+        if len(calls) == 1:
+            raise SystemExit("the worker is shutting down")
+
+    plugin = throwaway_plugin(
+        "tick", portal_jobs=lambda: [Job("tick.stopped", stopped, every_seconds=HOUR)]
+    )
+    app = make_app(plugins=[("tick", plugin)])
+    now = utcnow()
+    with app.app_context(), pytest.raises(SystemExit):
+        scheduler.run_due(now=now, names=["tick.stopped"])
+    state = state_of(app, "tick.stopped")
+    assert state.lease_owner is None and state.last_result == "interrupted"
+    assert as_utc(state.next_run_at) <= now  # not counted as this period's run
+    with app.app_context():  # the next round (another worker) runs it at once
+        [result] = scheduler.run_due(now=now, names=["tick.stopped"])
+    assert result.status == "ok" and calls == ["run", "run"]
+
+
 def test_p1_3_2_an_unknown_job_name_is_a_clear_error(tick_app: Any) -> None:
     with tick_app.app_context(), pytest.raises(scheduler.UnknownJob) as caught:
         scheduler.run_job("nosuch")
@@ -271,12 +337,36 @@ def test_p1_3_2_the_embedded_scheduler_is_started_only_on_request(
     assert scheduler.start_embedded_scheduler(off) is None
 
 
-def test_p1_3_2_portal_run_carries_flasks_options_and_starts_the_scheduler() -> None:
-    from flask.cli import run_command
+def test_p1_3_2_portal_run_starts_one_scheduler_but_not_in_the_reloaders_watcher(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+    import flask.cli
+    from click.testing import CliRunner
 
     from portal.cli import _run_with_scheduler
 
+    served: list[dict[str, Any]] = []
+    real = flask.cli.run_command
+    # Flask's own `run` would serve forever: a stand-in with the same options records.
+    stand_in = click.Command("run", params=list(real.params), callback=lambda **o: served.append(o))
+    monkeypatch.setattr(flask.cli, "run_command", stand_in)
     command = _run_with_scheduler()
-    assert command.name == "run"
-    assert [p.name for p in command.params] == [p.name for p in run_command.params]
+    assert [p.name for p in command.params] == [p.name for p in real.params]
     assert "SCHEDULER_EMBEDDED" in (command.help or "")
+
+    app = make_app(SCHEDULER_INTERVAL_SECONDS=3600)
+    info = flask.cli.ScriptInfo(create_app=lambda: app)
+    # With the reloader, the watching parent starts no scheduler (its child does).
+    watched = CliRunner().invoke(command, ["--reload"], obj=info)
+    assert watched.exit_code == 0, watched.output
+    assert "portal_scheduler" not in app.extensions and len(served) == 1
+    plain = CliRunner().invoke(command, ["--no-reload", "--port", "5999"], obj=info)
+    assert plain.exit_code == 0, plain.output
+    embedded = app.extensions["portal_scheduler"]
+    try:
+        assert served[-1]["port"] == 5999  # Flask's options reach Flask's run
+        assert embedded._thread is not None and embedded._thread.is_alive()
+    finally:
+        embedded.stop()
+    assert not embedded._thread.is_alive()  # stops cleanly

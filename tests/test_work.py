@@ -479,6 +479,47 @@ def test_p1_3_2_team_view_shows_the_supervisors_people_only(
     assert "Zhao late" in titles(manager.get("/work/team"))
 
 
+def test_p1_3_2_team_view_statements_do_not_grow_with_the_items(
+    app: Any, org: dict[str, int], login: Any
+) -> None:
+    """No N+1 in the team view: the summary is one grouped query and the page's owners
+    and raisers are loaded with the items, however many people and items there are."""
+    client = logged_in(app, login, "manager")
+    add_items(app, {"owner_id": org["li"], "raised_by_id": org["sup_east"], "title": "one"})
+
+    def statements() -> int:
+        seen: list[str] = []
+        with app.app_context():
+            engine = db.engine
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/work/team?per_page=50").status_code == 200
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        return len(seen)
+
+    statements()  # warm the caches
+    few = statements()
+    names = ["li", "wang", "zhao", "sup_east", "sup_south", "admin", "auditor"]
+    add_items(
+        app,
+        *[
+            {
+                "owner_id": org[name],
+                "raised_by_id": org[names[(n + 1) % len(names)]],
+                "title": f"t{n}",
+                "status": ("open", "in_progress", "done")[n % 3],
+            }
+            for n, name in enumerate(names * 5)
+        ],
+    )
+    assert statements() == few
+
+
 def test_p1_3_2_team_view_is_refused_to_a_salesperson(
     app: Any, org: dict[str, int], login: Any, make_person: Any
 ) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, jsonify, request
+from flask import jsonify, request
 from flask_babel import gettext as _
 
 from ..api import ApiError, current_api_user, json_body, page_response, validated
@@ -135,45 +135,32 @@ def request_json(found: ApprovalRequest, with_steps: bool = False) -> dict[str, 
     return data
 
 
-def _readable(request_id: int) -> ApprovalRequest:
-    found = db.session.get(ApprovalRequest, request_id) if 0 < request_id < 2**62 else None
-    if found is None or not service.can_read(found, current_api_user()):
-        abort(404)
-    return found
-
-
 def list_approvals() -> Any:
     """``box=waiting`` (default): what waits for the caller; ``mine``: the caller's own
     requests (``status`` filters); ``decided``: what the caller decided."""
     user = current_api_user()
     box = request.args.get("box", "waiting")
     status = request.args.get("status", "")
-    if box not in ("waiting", "mine", "decided"):
+    if box not in service.BOXES:
         message = _("Use box=waiting, box=mine or box=decided.")
         raise ApiError(400, "bad_box", message, {"box": [message]})
     if status and status not in REQUEST_STATUSES:
         message = _("Use one of: %(values)s", values=", ".join(REQUEST_STATUSES))
         raise ApiError(400, "bad_status", message, {"status": [message]})
-    if box == "waiting":
-        statement = service.waiting_for(user).order_by(
-            ApprovalRequest.created_at, ApprovalRequest.id
-        )
-    elif box == "mine":
-        statement = service.requested_by(user, status or None)
-    else:
-        statement = service.decided_by(user)
-    return page_response(paginate(statement, api=True), request_json)
+    return page_response(paginate(service.box(user, box, status or None), api=True), request_json)
 
 
 def get_approval(request_id: int) -> Any:
     """One request with its steps and the explanation of its route."""
-    return jsonify(request_json(_readable(request_id), with_steps=True))
+    return jsonify(
+        request_json(service.get_readable_or_404(request_id, current_api_user()), with_steps=True)
+    )
 
 
 def act_on_approval(request_id: int) -> Any:
     """Approve, reject or return the step waiting for the caller (comment required for
     reject and return); the requester may resubmit a returned request or cancel."""
-    found = _readable(request_id)
+    found = service.get_readable_or_404(request_id, current_api_user())
     form = validated(ApiActionForm, json_body())
     user = current_api_user()
     action = form.action.data

@@ -8,6 +8,7 @@ decided meanwhile answers 409 with the page as it now stands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,11 +26,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from ..auth.models import Role, User
+from ..auth.models import User
 from ..extensions import db
 from ..listing import paginate
 from ..org.services import ValidationFailed
-from ..scoping import scoped
+from ..scoping import get_scoped_or_404, scoped
 from . import approvals as service
 from .approval_forms import ActionForm, DelegationForm, EndDelegationForm, RequesterForm
 from .errors import NotAllowed, StateConflict
@@ -37,7 +38,6 @@ from .models import REQUEST_STATUSES, ApprovalRequest, Delegation
 
 bp = Blueprint("approvals", __name__, url_prefix="/approvals")
 
-BOXES = ("waiting", "mine", "decided")
 BOX_LABELS = {
     "waiting": _l("Waiting for me"),
     "mine": _l("My requests"),
@@ -84,49 +84,28 @@ def _approval_labels() -> dict[str, Any]:
     }
 
 
-def _apply_field_errors(form: Any, error: ValidationFailed) -> None:
-    for name, messages in error.fields.items():
-        field = getattr(form, name, None)
-        if field is None:
-            form.form_errors.extend(messages)
-        else:
-            field.errors = list(field.errors) + list(messages)
-
-
-def _role_labels() -> dict[str, str]:
-    return {role.code: role.label for role in db.session.scalars(sa.select(Role))}
-
-
 def readable_or_404(request_id: int) -> ApprovalRequest:
     """One request the current person may read: their scope, or they are or were one
     of its approvers. Anything else answers 404 (its existence stays hidden)."""
-    found = db.session.get(ApprovalRequest, request_id) if 0 < request_id < 2**62 else None
-    if found is None or not service.can_read(found, current_user):
-        abort(404)
-    return found
+    return service.get_readable_or_404(request_id, current_user)
 
 
 @bp.get("/")
 def index() -> Any:
     """Three boxes: what waits for me, my own requests (by status), what I decided."""
     box = request.args.get("box", "waiting")
-    if box not in BOXES:
+    if box not in service.BOXES:
         box = "waiting"
     status = request.args.get("status", "")
     if status not in REQUEST_STATUSES:
         status = ""
+    page = paginate(service.box(current_user, box, status or None))
     if box == "waiting":
-        statement = service.waiting_for(current_user).order_by(
-            ApprovalRequest.created_at, ApprovalRequest.id
-        )
-    elif box == "mine":
-        statement = service.requested_by(current_user, status or None)
+        waiting_count = page.total  # the page's own count: no second COUNT
     else:
-        statement = service.decided_by(current_user)
-    page = paginate(statement)
-    waiting_count = db.session.scalar(
-        sa.select(sa.func.count()).select_from(service.waiting_for(current_user).subquery())
-    )
+        waiting_count = db.session.scalar(
+            sa.select(sa.func.count()).select_from(service.waiting_for(current_user).subquery())
+        )
     return render_template(
         "approvals/index.html",
         page=page,
@@ -135,7 +114,7 @@ def index() -> Any:
         status=status,
         statuses=REQUEST_STATUSES,
         waiting_count=waiting_count,
-        role_labels=_role_labels(),
+        role_labels=service.role_labels(),
         kind_label=service.kind_label,
         current_step=service.current_step,
     )
@@ -189,21 +168,22 @@ def _conflict(found: ApprovalRequest, error: StateConflict) -> Any:
     return _render_detail(found, status=409, conflict=message)
 
 
-@bp.post("/<int:request_id>/act")
-def act(request_id: int) -> Any:
-    """Approve, reject or return the step waiting for the viewer."""
-    found = readable_or_404(request_id)
-    form = ActionForm()
-    if not form.validate():
-        if found.status != "pending":
-            return _conflict(found, StateConflict(_("This request was already decided.")))
-        return _render_detail(found, form, status=422)
+def _carry_out(found: ApprovalRequest, action: Callable[[], Any], form: Any = None) -> Any:
+    """Do one action on the request and commit it; None when it succeeded, else the
+    answer, with nothing written: 422 with the messages (on ``form``'s fields, else
+    flashed above the page), 409 with the page as it now stands, or 403."""
     try:
-        service.act(found, current_user, form.action.data, form.comment.data or "")
+        action()
         db.session.commit()
     except ValidationFailed as error:
         db.session.rollback()
-        _apply_field_errors(form, error)
+        db.session.refresh(found)
+        if form is not None:
+            error.show_on(form)
+        else:
+            for messages in error.fields.values():
+                for text in messages:
+                    flash(text, "danger")
         return _render_detail(found, form, status=422)
     except StateConflict as error:
         return _conflict(found, error)
@@ -213,6 +193,24 @@ def act(request_id: int) -> Any:
     except Exception:
         db.session.rollback()
         raise
+    return None
+
+
+@bp.post("/<int:request_id>/act")
+def act(request_id: int) -> Any:
+    """Approve, reject or return the step waiting for the viewer."""
+    found = readable_or_404(request_id)
+    form = ActionForm()
+    if not form.validate():
+        if found.status != "pending":
+            return _conflict(found, StateConflict(_("This request was already decided.")))
+        return _render_detail(found, form, status=422)
+    comment = form.comment.data or ""
+    answer = _carry_out(
+        found, lambda: service.act(found, current_user, form.action.data, comment), form
+    )
+    if answer is not None:
+        return answer
     messages = {
         "approve": _("You approved it."),
         "reject": _("You rejected it."),
@@ -229,29 +227,14 @@ def own_action(request_id: int) -> Any:
     form = RequesterForm()
     if not form.validate():
         return _render_detail(found, status=422)
-    try:
-        if form.action.data == "resubmit":
-            service.resubmit(found, current_user)
-            message = _("Sent again.")
-        else:
-            service.cancel(found, current_user)
-            message = _("The request was cancelled.")
-        db.session.commit()
-    except ValidationFailed as error:
-        db.session.rollback()
-        db.session.refresh(found)
-        for messages in error.fields.values():
-            for text in messages:
-                flash(text, "danger")
-        return _render_detail(found, status=422)
-    except StateConflict as error:
-        return _conflict(found, error)
-    except NotAllowed:
-        db.session.rollback()
-        abort(403)
-    except Exception:
-        db.session.rollback()
-        raise
+    if form.action.data == "resubmit":
+        answer = _carry_out(found, lambda: service.resubmit(found, current_user))
+        message = _("Sent again.")
+    else:
+        answer = _carry_out(found, lambda: service.cancel(found, current_user))
+        message = _("The request was cancelled.")
+    if answer is not None:
+        return answer
     flash(message, "success")
     return redirect(url_for("approvals.detail", request_id=found.id), 303)
 
@@ -312,7 +295,7 @@ def delegations() -> Any:
             db.session.commit()
         except ValidationFailed as error:
             db.session.rollback()
-            _apply_field_errors(form, error)
+            error.show_on(form)
             return _render_delegations(form, 422)
         flash(
             _(
@@ -331,17 +314,7 @@ def delegations() -> Any:
 def end_delegation(delegation_id: int) -> Any:
     """End one's own delegation early (back from leave) or withdraw a coming one."""
     form = EndDelegationForm()
-    found = (
-        db.session.scalars(
-            scoped(sa.select(Delegation), Delegation, current_user).where(
-                Delegation.id == delegation_id
-            )
-        ).first()
-        if 0 < delegation_id < 2**62
-        else None
-    )
-    if found is None:
-        abort(404)
+    found = get_scoped_or_404(Delegation, delegation_id, current_user)
     if not form.validate():
         abort(400)
     try:

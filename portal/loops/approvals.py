@@ -39,18 +39,17 @@ commit; the caller does, once, and rolls back on any error.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, url_for
+from flask import abort, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import defaultload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -66,7 +65,8 @@ from ..rules.service import UnknownRuleset, rules
 from ..scoping import can_reach, visible_owner_ids
 from .errors import NotAllowed, StateConflict
 from .models import ApprovalRequest, ApprovalStep, Delegation
-from .notifications import notify
+from .notifications import is_portal_path, notify, portal_path
+from .service import LeaderChains, light_person, local_today, supervisor_level
 
 # Where the rules service stores the routing decisions of a request.
 SUBJECT_TABLE = "core_approval_request"
@@ -80,8 +80,6 @@ FINAL_STATUSES = ("approved", "rejected", "returned", "cancelled")
 MAX_COMMENT = 2000
 # A pool is told about a waiting step by notification; more holders than this are not.
 POOL_NOTIFY_LIMIT = 200
-
-_SUPERVISOR_LEVEL = re.compile(r"^supervisor(?:_(\d{1,2}))?$")
 
 
 # -- kinds and small helpers ---------------------------------------------------------
@@ -98,17 +96,9 @@ def kind_label(kind: str) -> str:
     return str(declared.label) if declared is not None else kind
 
 
-def local_today(now: datetime | None = None) -> date:
-    """Today in the company's time zone: delegations are given in its calendar days."""
-    zone = ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "UTC")
-    return as_utc(now or utcnow()).astimezone(zone).date()
-
-
 def request_link(request_id: int) -> str:
     """The page of one request, also outside a web request (jobs, CLI)."""
-    if has_request_context():
-        return url_for("approvals.detail", request_id=request_id)
-    return f"/approvals/{request_id}"
+    return portal_path("approvals.detail", request_id=request_id)
 
 
 def _json_safe(value: Any) -> Any:
@@ -142,31 +132,47 @@ def _subject(subject: Any) -> tuple[str | None, str | None]:
 # -- who may act: the query the inbox uses ---------------------------------------------
 
 
-def _delegators_of(user: User, today: date) -> sa.Select:
-    """Ids of the people who delegated their approvals to ``user`` for ``today``."""
-    return sa.select(Delegation.user_id).where(
-        Delegation.delegate_id == user.id,
+def _running_on(today: date) -> tuple[Any, ...]:
+    """The conditions of a delegation in force on ``today`` (not ended early)."""
+    return (
         Delegation.starts_on <= today,
         Delegation.ends_on >= today,
         Delegation.ended_at.is_(None),
     )
 
 
+def _delegators_of(user: User, today: date) -> sa.Select:
+    """Ids of the people who delegated their approvals to ``user`` for ``today``."""
+    return sa.select(Delegation.user_id).where(
+        Delegation.delegate_id == user.id, *_running_on(today)
+    )
+
+
 def waiting_for(user: User, now: datetime | None = None) -> sa.Select:
     """A SELECT of the pending requests whose current step ``user`` may act on: steps
     assigned to them, steps of people who delegated to them today, and role-pool steps
-    of requesters within their read scope. One query (the current step is joined, at
-    most one per request), orderable by ``ApprovalRequest.created_at``."""
+    of requesters within their read scope. One statement, orderable by
+    ``ApprovalRequest.created_at``: each kind of step is found on its own index
+    (approver, status) or (role, status), so the cost follows what waits for ``user``,
+    not how much waits in the whole company; the current step is joined (at most one
+    per request)."""
     today = local_today(now)
     step = ApprovalStep
-    mine = [step.approver_id == user.id, step.approver_id.in_(_delegators_of(user, today))]
+    pending = step.status == "pending"
+    candidates = [
+        sa.select(step.id).where(step.approver_id == user.id, pending),
+        sa.select(step.id).where(step.approver_id.in_(_delegators_of(user, today)), pending),
+    ]
+    conditions = [ApprovalRequest.status == "pending", pending]
     role_codes = sorted(user.role_codes)
     if role_codes:
-        pool = sa.and_(step.approver_id.is_(None), step.role_code.in_(role_codes))
+        in_pool = sa.and_(step.approver_id.is_(None), step.role_code.in_(role_codes))
+        candidates.append(sa.select(step.id).where(in_pool, pending))
         owners = visible_owner_ids(user, "read")
-        if owners is not None:
-            pool = sa.and_(pool, ApprovalRequest.requester_id.in_(owners))
-        mine.append(pool)
+        if owners is not None:  # a pool step only for requesters in the reader's scope
+            conditions.append(
+                sa.or_(step.approver_id.is_not(None), ApprovalRequest.requester_id.in_(owners))
+            )
     return (
         sa.select(ApprovalRequest)
         .join(
@@ -177,11 +183,10 @@ def waiting_for(user: User, now: datetime | None = None) -> sa.Select:
             ),
         )
         .where(
-            ApprovalRequest.status == "pending",
-            step.status == "pending",
+            step.id.in_(sa.union_all(*candidates)),
+            *conditions,
             # Nobody approves their own request, not even as someone's delegate.
             ApprovalRequest.requester_id != user.id,
-            sa.or_(*mine),
         )
     )
 
@@ -252,6 +257,41 @@ def requested_by(user: User, status: str | None = None) -> sa.Select:
     return statement.order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id.desc())
 
 
+BOXES = ("waiting", "mine", "decided")
+
+
+def shown_with_steps() -> list[Any]:
+    """Loader options for requests shown with their steps: the people on them by name
+    only (not their roles, grants and units, which would cost statements per page)."""
+    return [
+        light_person(ApprovalRequest.requester),
+        defaultload(ApprovalRequest.steps).options(
+            light_person(ApprovalStep.approver), light_person(ApprovalStep.acted_by)
+        ),
+    ]
+
+
+def box(user: User, name: str, status: str | None = None) -> sa.Select:
+    """The list behind one box of the pages and the API: ``waiting`` for ``user`` (oldest
+    first), ``mine`` (``status`` filters) or ``decided`` by them."""
+    if name == "mine":
+        statement = requested_by(user, status)
+    elif name == "decided":
+        statement = decided_by(user)
+    else:
+        statement = waiting_for(user).order_by(ApprovalRequest.created_at, ApprovalRequest.id)
+    return statement.options(*shown_with_steps())
+
+
+def get_readable_or_404(request_id: int, user: User) -> ApprovalRequest:
+    """One request ``user`` may read (``can_read``), for the pages and the API alike;
+    anything else answers 404, so its existence stays hidden."""
+    found = db.session.get(ApprovalRequest, request_id, options=shown_with_steps())
+    if found is None or not can_read(found, user):
+        abort(404)
+    return found
+
+
 # -- resolving route names to people --------------------------------------------------
 
 
@@ -278,20 +318,9 @@ def _ancestor_unit_ids(user: User) -> list[int]:
 
 def leader_chain(user: User) -> list[User]:
     """The active leaders above ``user``, nearest first, each once, never ``user``: the
-    supervisor, then the supervisor's supervisor and so on (two queries)."""
-    ancestor_ids = _ancestor_unit_ids(user)
-    if not ancestor_ids:
-        return []
-    leaders = dict(
-        db.session.execute(
-            sa.select(OrgUnit.id, OrgUnit.leader_id).where(OrgUnit.id.in_(ancestor_ids))
-        ).all()
-    )
-    ordered: list[int] = []
-    for unit_id in reversed(ancestor_ids):
-        leader_id = leaders.get(unit_id)
-        if leader_id and leader_id != user.id and leader_id not in ordered:
-            ordered.append(leader_id)
+    supervisor, then the supervisor's supervisor and so on (``LeaderChains``, the walk
+    the escalation sweep uses too; two queries)."""
+    ordered = LeaderChains().of_user(user)
     if not ordered:
         return []
     people = {
@@ -336,14 +365,6 @@ def pool_members(role_code: str, requester: User, limit: int = POOL_NOTIFY_LIMIT
     return members
 
 
-def _supervisor_level(name: str) -> int | None:
-    """1 for ``supervisor``, N for ``supervisor_N``, None for any other name."""
-    found = _SUPERVISOR_LEVEL.match(name)
-    if found is None:
-        return None
-    return int(found.group(1) or 1) or None
-
-
 class _Resolver:
     """Turns the rule file's route names into planned steps for one requester."""
 
@@ -368,7 +389,7 @@ class _Resolver:
 
     def resolve(self, name: str) -> _Planned:
         """The step for one route name, escalated when nobody answers to it."""
-        level = _supervisor_level(name)
+        level = supervisor_level(name)
         if level is not None:
             if level <= len(self.chain):
                 return self._leader(level - 1, [name], [])
@@ -484,6 +505,10 @@ def submit(
         raise ValidationFailed({"title": [_("Give the request a title.")]})
     if requester is None or not requester.active:
         raise ValidationFailed({"requester": [_("Only an active person can ask for approval.")]})
+    subject_link = (subject_link or "").strip()
+    if subject_link and (len(subject_link) > 500 or not is_portal_path(subject_link)):
+        # Shown as a link on the request's page: never to another site or a script.
+        raise ValidationFailed({"subject_link": [_("The link must be a path inside the portal.")]})
     subject_table, subject_id = _subject(subject)
     request = ApprovalRequest(
         kind=kind,
@@ -492,7 +517,7 @@ def submit(
         requester_id=requester.id,
         subject_table=subject_table,
         subject_id=subject_id,
-        subject_link=(subject_link or "")[:500],
+        subject_link=subject_link,
         status="pending",
         current_position=0,
         round=1,
@@ -614,13 +639,14 @@ def act(
     NotAllowed (not this person's step)."""
     if action not in ACTIONS:
         raise ValidationFailed({"action": [_("Choose approve, reject or return.")]})
-    comment = _check_comment(action, comment)
     step = current_step(request)
     if request.status != "pending" or step is None:
         raise StateConflict(_("This request was already decided."))
     if not can_act(request, actor, now):
         _raise_if_moved_on(step)
         raise NotAllowed(_("This step is not waiting for you."))
+    # Only for the person in turn: nobody else learns what a decision would need.
+    comment = _check_comment(action, comment)
     when = now or utcnow()
     on_behalf = step.approver_id if step.approver_id not in (None, actor.id) else None
     _claim_step(
@@ -722,10 +748,8 @@ def _tell_waiting(request: ApprovalRequest, step: ApprovalStep, now: datetime | 
             db.session.scalars(
                 sa.select(Delegation.delegate_id).where(
                     Delegation.user_id == step.approver_id,
-                    Delegation.starts_on <= today,
-                    Delegation.ends_on >= today,
-                    Delegation.ended_at.is_(None),
                     Delegation.delegate_id != request.requester_id,
+                    *_running_on(today),
                 )
             )
         )
@@ -931,20 +955,27 @@ class TimelineEntry:
     current: bool
 
 
+def role_labels(codes: Iterable[str] | None = None) -> dict[str, str]:
+    """Role code -> label in the reader's language, for pool steps (one query, without
+    the roles' grants); ``codes`` limits it to those roles."""
+    statement = sa.select(Role).options(lazyload(Role.grants))
+    if codes is not None:
+        statement = statement.where(Role.code.in_(set(codes)))
+    return {role.code: role.label for role in db.session.scalars(statement)}
+
+
 def timeline(request: ApprovalRequest) -> list[TimelineEntry]:
     """Every step of every round in order: route, approver or pool, status, who acted,
     when, with which comment, and why a step differs from its route name."""
     steps = sorted(request.steps, key=lambda step: step.position)
     codes = {step.role_code for step in steps if step.role_code}
-    roles = {}
-    if codes:
-        roles = {r.code: r for r in db.session.scalars(sa.select(Role).where(Role.code.in_(codes)))}
+    labels = role_labels(codes) if codes else {}
     people_ids = {step.on_behalf_of_id for step in steps if step.on_behalf_of_id}
-    people = (
-        {p.id: p for p in db.session.scalars(sa.select(User).where(User.id.in_(people_ids)))}
-        if people_ids
-        else {}
-    )
+    people = {}
+    if people_ids:
+        statement = sa.select(User).where(User.id.in_(people_ids))
+        light = statement.options(lazyload(User.roles), lazyload(User.unit))
+        people = {person.id: person for person in db.session.scalars(light)}
     return [
         TimelineEntry(
             position=step.position,
@@ -952,7 +983,7 @@ def timeline(request: ApprovalRequest) -> list[TimelineEntry]:
             route=step.route,
             approver=step.approver,
             role_code=step.role_code,
-            role_label=roles[step.role_code].label if step.role_code in roles else step.role_code,
+            role_label=labels.get(step.role_code or "", step.role_code),
             status=step.status,
             acted_by=step.acted_by,
             on_behalf_of=people.get(step.on_behalf_of_id),

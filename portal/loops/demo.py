@@ -84,7 +84,7 @@ def create_demo_loops(now: datetime | None = None) -> int:
                 raised_by=boss,
                 priority=priority,
                 due_at=raised_at + timedelta(days=due_days),
-                description="Raised at the weekly sales meeting. / 周例会上提出。",
+                description="Raised at the weekly meeting. / 周例会上提出。",
                 now=raised_at,
             )
             moment = raised_at

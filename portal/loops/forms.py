@@ -23,21 +23,13 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from ..auth.models import User
 from ..extensions import db
+from ..org.forms import _optional_int
 from ..scoping import scoped
 from .models import PRIORITIES
-from .service import ACTIONS, MAX_TEXT, PRIORITY_LABELS, local_today
+from .service import ACTIONS, MAX_TEXT, PRIORITY_LABELS, latest_due_date, local_today
 
 # Bounded choice lists: a select box of more people than this is useless anyway.
 MAX_PEOPLE_CHOICES = 2000
-
-
-def _optional_int(value: object) -> int | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(_l("Not a valid choice.")) from None
 
 
 def owner_choices(actor: Any) -> list[tuple[int | None, str]]:
@@ -67,8 +59,13 @@ def priority_choices() -> list[tuple[str, str]]:
 
 
 def _not_in_the_past(form: Any, field: Any) -> None:
-    if field.data is not None and field.data < local_today():
+    """A due date from today (in the portal's time zone) to ten years ahead."""
+    if field.data is None:
+        return
+    if field.data < local_today():
         raise ValidationError(_l("The due date cannot be in the past."))
+    if field.data > latest_due_date():
+        raise ValidationError(_l("The due date is too far away: at most ten years from now."))
 
 
 class LoopRaiseForm(FlaskForm):
@@ -100,6 +97,16 @@ class LoopRaiseForm(FlaskForm):
         self.type.choices = type_choices()
         self.priority.choices = priority_choices()
         self.owner_id.choices = owner_choices(actor)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields, and the subject as a whole: a table and a record id, one without
+        the other is refused rather than silently dropped."""
+        valid = super().validate(extra_validators)
+        if bool(self.subject_table.data) != bool(self.subject_id.data):
+            message = _l("Give both the subject's table and its record id.")
+            self.subject_table.errors = [*self.subject_table.errors, message]
+            return False
+        return valid
 
 
 class _VersionedForm(FlaskForm):

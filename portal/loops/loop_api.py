@@ -23,17 +23,8 @@ from ..plugins.types import ApiRoute
 from . import service
 from .errors import NotAllowed, StateConflict
 from .forms import LoopActionForm, LoopRaiseForm
-from .loop_views import raise_from_form, send_attachment
-from .models import LoopAttachment, LoopEvent, LoopItem
-
-# Service field names as the API's request bodies name them.
-API_FIELD = {
-    "owner": "owner_id",
-    "due_at": "due_on",
-    "closure_note": "note",
-    "reason": "note",
-    "subject": "subject_table",
-}
+from .loop_views import FORM_FIELD, raise_from_form, send_attachment
+from .models import LoopAttachment, LoopItem
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -140,12 +131,7 @@ def loop_json(item: LoopItem) -> dict[str, Any]:
 
 def loop_detail_json(item: LoopItem) -> dict[str, Any]:
     """An item with its history, attachments and what the caller may do with it."""
-    events = db.session.scalars(
-        sa.select(LoopEvent)
-        .where(LoopEvent.loop_id == item.id)
-        .order_by(LoopEvent.at, LoopEvent.id)
-        .limit(500)
-    )
+    events = service.history_of(item)
     files = db.session.scalars(
         sa.select(LoopAttachment)
         .where(LoopAttachment.loop_id == item.id)
@@ -183,7 +169,7 @@ def loop_detail_json(item: LoopItem) -> dict[str, Any]:
 def _failed(error: ValidationFailed) -> ApiError:
     fields: dict[str, list[str]] = {}
     for name, messages in error.fields.items():
-        fields.setdefault(API_FIELD.get(name, name), []).extend(messages)
+        fields.setdefault(FORM_FIELD.get(name, name), []).extend(messages)
     return ApiError(422, "validation_failed", _("Some fields are not valid."), fields)
 
 
@@ -195,9 +181,10 @@ def _item(loop_id: int) -> LoopItem:
 
 
 def list_loops() -> Any:
-    """Loop items in your scope (and those you raised); filters: type, clause, status
-    (or active), priority, owner, raised_by, overdue=1, escalated=1, subject_table with
-    subject_id, q. Due first."""
+    """Loop items in your scope (and those you raised); filters: type, clause (and the
+    clauses below it), status (or active), priority, owner, raised_by, due (overdue,
+    today, week, later), overdue=1, escalated=1, subject_table with subject_id, q. Due
+    first."""
     statement = service.visible_loops(sa.select(LoopItem), current_api_user())
     statement = service.filter_loops(statement, request.args)
     statement = statement.order_by(LoopItem.due_at, LoopItem.id)

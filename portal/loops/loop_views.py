@@ -37,12 +37,13 @@ from ..scoping import scoped
 from . import service
 from .errors import NotAllowed, StateConflict
 from .forms import ACTION_FORMS, LoopRaiseForm
-from .models import LOOP_STATUSES, PRIORITIES, LoopAttachment, LoopEvent, LoopItem
+from .models import LOOP_STATUSES, PRIORITIES, LoopAttachment, LoopItem
 
 bp = Blueprint("loops", __name__, url_prefix="/loops")
 
 PANEL = "loop-panel"
-# Service field names -> form field names (the forms use the words a person sees).
+# Service field names -> form field names (the forms, and the API bodies validated by
+# the same forms, use the words a person sees).
 FORM_FIELD = {
     "owner": "owner_id",
     "due_at": "due_on",
@@ -50,21 +51,10 @@ FORM_FIELD = {
     "reason": "note",
     "subject": "subject_table",
 }
-HISTORY_LIMIT = 500
 
 
 def _conflict_text() -> str:
     return _("Someone changed this item meanwhile. Here is how it stands now; try again if needed.")
-
-
-def apply_errors(form: Any, error: ValidationFailed) -> None:
-    """Show a service's per-field messages on the form's fields (else above the form)."""
-    for name, messages in error.fields.items():
-        field = getattr(form, FORM_FIELD.get(name, name), None)
-        if field is None:
-            form.form_errors.extend(messages)
-        else:
-            field.errors = list(field.errors) + list(messages)
 
 
 @bp.app_template_global()
@@ -158,7 +148,7 @@ def new() -> Any:
             db.session.commit()
         except ValidationFailed as error:
             db.session.rollback()
-            apply_errors(form, error)
+            error.show_on(form, FORM_FIELD)
         else:
             flash(_("The item was raised."), "success")
             return redirect(url_for("loops.detail", loop_id=item.id), 303)
@@ -207,14 +197,7 @@ def _panel_context(item: LoopItem, submitted: tuple[str, Any] | None = None) -> 
         forms[action] = form_class(formdata=None, prefix=action, **kwargs)
     for form in forms.values():
         form.version.data = str(item.lock_version)
-    events = list(
-        db.session.scalars(
-            sa.select(LoopEvent)
-            .where(LoopEvent.loop_id == item.id)
-            .order_by(LoopEvent.at, LoopEvent.id)
-            .limit(HISTORY_LIMIT)
-        )
-    )
+    events = service.history_of(item)
     attachments = list(
         db.session.scalars(
             sa.select(LoopAttachment)
@@ -232,8 +215,14 @@ def _panel_context(item: LoopItem, submitted: tuple[str, Any] | None = None) -> 
         people_ids.update(
             p for p in (event.details or {}).get("notified", []) if isinstance(p, int)
         )
+    # The people the history names, by name only (one query, however long the history).
     people = (
-        {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(people_ids)))}
+        {
+            row.id: row
+            for row in db.session.execute(
+                sa.select(User.id, User.display_name).where(User.id.in_(people_ids))
+            )
+        }
         if people_ids
         else {}
     )
@@ -312,7 +301,7 @@ def act(loop_id: int, action: str) -> Any:
         db.session.commit()
     except ValidationFailed as error:
         db.session.rollback()
-        apply_errors(form, error)
+        error.show_on(form, FORM_FIELD)
         return _render(_item_or_404(loop_id), 422, submitted=(action, form))
     except NotAllowed as refusal:
         db.session.rollback()

@@ -23,15 +23,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from time import monotonic
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, has_app_context, has_request_context, request
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import utcnow
+from ..models import as_utc, utcnow
 from .models import OutboundEmail
 
 log = logging.getLogger("portal.mailer")
@@ -40,28 +41,18 @@ log = logging.getLogger("portal.mailer")
 QUEUED_FLAG = "portal_emails_queued"
 
 
-def as_utc_moment(moment: datetime | None) -> datetime:
-    """``moment`` in UTC (now when None). Naive values are taken as UTC, aware ones are
-    converted: SQLite compares the stored UTC text, so every bound must be UTC too."""
-    if moment is None:
-        return utcnow()
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def absolute_url(link: str) -> str:
-    """``link`` as an absolute URL for an email: PORTAL_BASE_URL + path, or the current
-    request's host when no base URL is configured (a job without one keeps the path)."""
-    if not link or link.startswith(("http://", "https://")):
-        return link
+def absolute_url(path: str) -> str:
+    """A portal path as the absolute URL an email carries: PORTAL_BASE_URL + path. Never
+    the Host header of the request that happened to queue the email: anyone can send
+    any Host, and the link would then lead the recipient to the sender's site. Without
+    a base URL the email carries the bare path (and a warning is logged)."""
+    if not path:
+        return path
     base = (current_app.config.get("PORTAL_BASE_URL") or "").rstrip("/")
-    if not base and has_request_context():
-        base = request.host_url.rstrip("/")
     if not base:
-        log.warning("PORTAL_BASE_URL is not set: emails carry relative links")
-        return link
-    return base + (link if link.startswith("/") else "/" + link)
+        log.warning("PORTAL_BASE_URL is not set: emails carry paths, not links")
+        return path
+    return base + (path if path.startswith("/") else "/" + path)
 
 
 def mail_enabled() -> bool:
@@ -128,7 +119,8 @@ def _claim(now: datetime, limit: int, token: str) -> list[Any]:
     """Claim up to ``limit`` due emails for this sender: one conditional UPDATE that only
     takes rows still due, so a concurrent sender that read the same ids gets none of
     them. Rows left "sending" by a sender that died are due again after
-    MAIL_CLAIM_SECONDS (sent at least once, never silently dropped)."""
+    MAIL_CLAIM_SECONDS (sent at least once, never silently dropped); a sender that is
+    alive renews the claim of each email just before sending it (``_keep_claim``)."""
     due = sa.and_(
         OutboundEmail.status.in_(("queued", "sending")), OutboundEmail.next_attempt_at <= now
     )
@@ -143,11 +135,10 @@ def _claim(now: datetime, limit: int, token: str) -> list[Any]:
     if not ids:
         db.session.commit()
         return []
-    hold = timedelta(seconds=int(current_app.config.get("MAIL_CLAIM_SECONDS", 600)))
     db.session.execute(
         sa.update(OutboundEmail)
         .where(OutboundEmail.id.in_(ids), due)
-        .values(status="sending", claim_token=token, next_attempt_at=now + hold)
+        .values(status="sending", claim_token=token, next_attempt_at=now + _claim_hold())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -162,6 +153,30 @@ def _claim(now: datetime, limit: int, token: str) -> list[Any]:
         .where(OutboundEmail.claim_token == token, OutboundEmail.status == "sending")
         .order_by(OutboundEmail.id)
     ).all()
+
+
+def _claim_hold() -> timedelta:
+    """How long a claim holds without renewal (then the sender is taken for dead)."""
+    return timedelta(seconds=int(current_app.config.get("MAIL_CLAIM_SECONDS", 600)))
+
+
+def _keep_claim(email_id: int, token: str, now: datetime) -> bool:
+    """Renew this sender's claim on one email right before sending it; False when the
+    claim was lost. A batch on a slow server may take longer than MAIL_CLAIM_SECONDS:
+    without this, another sender would take its last emails as abandoned and both
+    would send them. Now only one send taking that long could overlap."""
+    result = db.session.execute(
+        sa.update(OutboundEmail)
+        .where(
+            OutboundEmail.id == email_id,
+            OutboundEmail.claim_token == token,
+            OutboundEmail.status == "sending",
+        )
+        .values(next_attempt_at=now + _claim_hold())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
 
 
 def _mark_sent(email_id: int, token: str, now: datetime) -> None:
@@ -216,14 +231,16 @@ def _mark_failed(
 
 def send_queued(limit: int | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Send the emails due at ``now`` over one SMTP connection; returns counts
-    (claimed, sent, retrying, failed, and error when something unexpected happened).
+    (claimed, sent, retrying, failed, lost: claimed but taken over by another sender
+    meanwhile, and error when something unexpected happened).
     Never raises: a mail server that is down only postpones the emails. It commits as
     it goes, so call it outside a transaction of your own (jobs, the sender thread)."""
-    counts: dict[str, Any] = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0}
+    counts: dict[str, Any] = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0, "lost": 0}
     if not mail_enabled():
         counts["disabled"] = True
         return counts
-    moment = as_utc_moment(now)
+    moment = as_utc(now or utcnow()).astimezone(UTC)
+    started = monotonic()
     batch = int(limit or current_app.config.get("MAIL_BATCH_SIZE", 100))
     token = secrets.token_hex(16)
     smtp: smtplib.SMTP | None = None
@@ -245,6 +262,11 @@ def send_queued(limit: int | None = None, now: datetime | None = None) -> dict[s
                 counts["failed" if status == "failed" else "retrying"] += 1
                 continue
             assert smtp is not None
+            # The clock of this call (``now`` may be frozen), moved on by the time spent.
+            elapsed = timedelta(seconds=monotonic() - started)
+            if not _keep_claim(row.id, token, moment + elapsed):
+                counts["lost"] += 1  # taken over as abandoned: the other sender sends it
+                continue
             try:
                 message = build_message(row.to_address, row.subject, row.body)
                 smtp.send_message(message, from_addr=envelope_from, to_addrs=[row.to_address])
@@ -292,6 +314,7 @@ class BackgroundSender:
         self._pending = False
         self._busy = False
         self._thread: threading.Thread | None = None
+        atexit.register(self._drain)
 
     def wake(self) -> None:
         """Ask the thread for a round (starting it the first time)."""
@@ -302,12 +325,13 @@ class BackgroundSender:
                     target=self._run, name="portal-mail-sender", daemon=True
                 )
                 self._thread.start()
-                atexit.register(self._drain)
             self._condition.notify()
 
     def _drain(self) -> None:
         # A short-lived process (a CLI command, cron's run-due) lets the round it started
         # finish before exiting, instead of leaving a claimed batch for the retry.
+        if self._thread is None:
+            return
         self.wait_idle(timeout=float(self.app.config.get("MAIL_TIMEOUT") or 10) * 3)
 
     def wait_idle(self, timeout: float) -> bool:

@@ -46,7 +46,7 @@ so bucketing is the same on every database and costs a few comparisons per item.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,7 +59,8 @@ from ..extensions import db
 from ..models import as_utc, utcnow
 from ..org.models import OrgUnit
 from ..scoping import led_unit_paths, scoped
-from .models import OPEN_STATUSES, LoopItem
+from .models import LoopItem
+from .service import local_midnight, overdue_condition, portal_zone
 
 CLOSED_STATUSES = ("done", "verified")
 GROUPS = ("person", "team", "type", "clause")
@@ -141,20 +142,6 @@ class MetricRow:
 # -- periods --------------------------------------------------------------------------
 
 
-def portal_zone() -> tzinfo:
-    """The time zone pages show times in (buckets and "today" follow it)."""
-    from zoneinfo import ZoneInfo
-
-    name = "UTC"
-    if has_app_context():
-        name = current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "UTC"
-    return ZoneInfo(name)
-
-
-def _midnight(day: date, zone: tzinfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=zone)
-
-
 def _bucket_floor(day: date, bucket: str) -> date:
     if bucket == "month":
         return day.replace(day=1)
@@ -179,7 +166,7 @@ def period_between(
     day = _bucket_floor(first_day, bucket)
     edges = []
     while True:
-        edge = _midnight(day, zone).astimezone(UTC)
+        edge = local_midnight(day, zone)
         if edge >= end:
             break
         edges.append(edge)
@@ -222,9 +209,9 @@ def custom_period(
     since = min(since, until)
     if (until - since).days > MAX_PERIOD_DAYS:
         since = until - timedelta(days=MAX_PERIOD_DAYS)
-    end = min(_midnight(until + timedelta(days=1), zone).astimezone(UTC), now)
-    if end <= _midnight(since, zone).astimezone(UTC):
-        end = _midnight(since, zone).astimezone(UTC) + timedelta(microseconds=1)
+    end = min(local_midnight(until + timedelta(days=1), zone), now)
+    if end <= local_midnight(since, zone):
+        end = local_midnight(since, zone) + timedelta(microseconds=1)
     return period_between(since, end, bucket, zone)
 
 
@@ -389,7 +376,7 @@ def _counts(
             raised, sa.or_(LoopItem.status.in_(CLOSED_STATUSES), LoopItem.reopen_count > 0)
         ),
         "reopened": sa.and_(raised, LoopItem.reopen_count > 0),
-        "overdue": sa.and_(LoopItem.status.in_(OPEN_STATUSES), LoopItem.due_at < now),
+        "overdue": overdue_condition(now),
     }
     columns = [
         sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0).label(name)

@@ -19,7 +19,7 @@ from ..listing import paginate
 from ..models import utcnow
 from .models import Notification, NotificationPreference
 from .notification_forms import NotificationPreferencesForm
-from .notifications import email_choices
+from .notifications import email_choices, is_portal_path
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
@@ -94,11 +94,11 @@ def open_link(notification_id: int) -> Any:
     if notification.read_at is None:
         notification.read_at = utcnow()
         db.session.commit()
-    link = notification.link or ""
-    # Only paths inside the portal: a stored link never sends anyone elsewhere.
-    if not link.startswith("/") or link.startswith("//") or "\\" in link:
+    # notify() stores only portal paths; checked again here, so a row written any other
+    # way (a script, an old version) still never sends anyone elsewhere.
+    if not is_portal_path(notification.link or ""):
         return _back_to_list()
-    return redirect(link, 303)
+    return redirect(notification.link, 303)
 
 
 @bp.post("/read-all")

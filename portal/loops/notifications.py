@@ -22,6 +22,19 @@ class UnknownNotificationKind(LookupError):
     """A kind no enabled plugin declared: a typo would otherwise reach nobody."""
 
 
+def is_portal_path(link: str) -> bool:
+    """Whether ``link`` is a path inside the portal: never another site (``//host``,
+    ``/\\host``) and no control characters, which browsers drop, so that ``/<TAB>/host``
+    would become ``//host``. Notification links, and the links plugins give to their
+    records, are followed and emailed, so anything else would be an open redirect."""
+    return (
+        link.startswith("/")
+        and not link.startswith("//")
+        and "\\" not in link
+        and not any(ord(char) < 32 or ord(char) == 127 for char in link)
+    )
+
+
 def recipient_locale(user: User) -> str:
     """The language a person reads their notifications in."""
     supported = current_app.config.get("PORTAL_LOCALES", ["en"])
@@ -67,17 +80,21 @@ def notify(
     link: str = "",
 ) -> Notification | None:
     """Tell ``user`` something; the caller commits. ``title`` and ``body`` may be lazy
-    strings: they are rendered in the recipient's language, not the sender's. A disabled
-    person gets nothing. Returns the notification (None when nobody was told)."""
+    strings: they are rendered in the recipient's language, not the sender's. ``link``
+    is a path inside the portal (``portal_path``, ``url_for``); anything else raises
+    ValueError, like an undeclared kind. A disabled person gets nothing. Returns the
+    notification (None when nobody was told)."""
     if kind not in current_app.extensions["portal"].notification_kinds:
         raise UnknownNotificationKind(f"notification kind '{kind}' is not declared")
+    if link and (len(link) > 500 or not is_portal_path(link)):
+        raise ValueError(f"notification link must be a path inside the portal: {link[:80]!r}")
     person = db.session.get(User, user) if isinstance(user, int) else user
     if person is None or not person.active:
         return None
     with force_locale(recipient_locale(person)):
         title_text, body_text = str(title)[:200], str(body)
     notification = Notification(
-        user_id=person.id, kind=kind, title=title_text, body=body_text, link=link[:500]
+        user_id=person.id, kind=kind, title=title_text, body=body_text, link=link
     )
     db.session.add(notification)
     if deliverable(person.email) and mail_enabled() and wants_email(person, kind):
@@ -96,12 +113,13 @@ def notify(
     return notification
 
 
-def _path_for(endpoint: str) -> str:
-    """A portal path, also outside a request (jobs notify people too)."""
+def portal_path(endpoint: str, **values: Any) -> str:
+    """The path of a portal page, also outside a request (jobs and the CLI notify
+    people too): the link a notification carries."""
     if has_request_context():
-        return url_for(endpoint)
+        return url_for(endpoint, **values)
     root = current_app.config.get("APPLICATION_ROOT") or "/"
-    return current_app.url_map.bind("localhost", script_name=root).build(endpoint)
+    return current_app.url_map.bind("localhost", script_name=root).build(endpoint, values)
 
 
 def email_text(kind: str, body: str, link: str) -> str:
@@ -118,7 +136,7 @@ def email_text(kind: str, body: str, link: str) -> str:
             "You get this email for notifications of the kind “%(kind)s”. "
             "Choose which kinds reach you by email: %(url)s",
             kind=str(declared.label),
-            url=absolute_url(_path_for("notifications.preferences")),
+            url=absolute_url(portal_path("notifications.preferences")),
         )
     )
     return "\n\n".join(parts) + "\n"

@@ -90,14 +90,20 @@ _worker_lock = threading.Lock()
 def worker_app() -> Flask:
     """The portal inside an RQ worker, built once per worker process by ``create_app()``
     from the instance config and PORTAL_* environment. PORTAL_INSTANCE_PATH points it
-    at another instance folder (tests, several installations on one host)."""
+    at another instance folder (tests, several installations on one host). It starts
+    no background email sender: RQ runs each task in a work horse that ends with
+    ``os._exit``, which would cut such a thread off mid-round; emails a job queued go out
+    with the next ``core.send_emails`` run instead."""
     global _worker_app
     with _worker_lock:
         if _worker_app is None:
             from .. import create_app
 
+            config: dict[str, Any] = {"MAIL_BACKGROUND_SENDER": False}
             instance = os.environ.get("PORTAL_INSTANCE_PATH")
-            _worker_app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            if instance:
+                config["INSTANCE_PATH"] = instance
+            _worker_app = create_app(config)
         return _worker_app
 
 

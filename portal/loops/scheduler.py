@@ -5,9 +5,11 @@ Each job has a ``JobState`` row (next run, lease). Claiming a job is ONE conditi
 UPDATE (due, and nobody holds an unexpired lease); the database decides who got it, so
 the embedded scheduler thread of ``portal run``, several gunicorn workers, cron's
 ``portal jobs run-due`` and ``portal jobs worker`` may all call ``run_due`` at once on
-SQLite or PostgreSQL and a job still runs once per period. A job that raises is logged
-and recorded in its row; the other jobs still run. Jobs write as ``job:<name>`` in the
-audit log.
+SQLite or PostgreSQL and a job still runs once per period. While a job runs, a small
+thread renews its lease (every third of SCHEDULER_LEASE_SECONDS), so a job slower than
+the lease never runs twice at once; a process that dies stops renewing, and the job is
+free again one lease later. A job that raises is logged and recorded in its row; the
+other jobs still run. Jobs write as ``job:<name>`` in the audit log.
 
 With a queue configured (PORTAL_QUEUE_URL, see ``portal/loops/queue.py``) a claimed job
 is put on the RQ queue instead of being run here; an ``rq worker`` runs it by name.
@@ -15,6 +17,7 @@ is put on the RQ queue instead of being run here; an ``rq worker`` runs it by na
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
@@ -23,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,9 +34,8 @@ from flask import Flask, current_app
 
 from ..audit.recorder import acting_as
 from ..extensions import db
-from ..models import as_utc
+from ..models import as_utc, utcnow
 from ..plugins.types import Job
-from .mailer import as_utc_moment
 from .models import JobState
 
 log = logging.getLogger("portal.scheduler")
@@ -96,6 +98,12 @@ def _lease() -> timedelta:
     return timedelta(seconds=int(current_app.config.get("SCHEDULER_LEASE_SECONDS", 3600)))
 
 
+def _utc(now: datetime | None) -> datetime:
+    """``now`` (or the clock) in UTC: SQLite compares stored UTC text, so every bound
+    must be UTC, not merely aware."""
+    return as_utc(now or utcnow()).astimezone(UTC)
+
+
 def lease_owner_label() -> str:
     """Who holds a lease: host, process, thread and a random part (unique per claim)."""
     label = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{secrets.token_hex(4)}"
@@ -129,7 +137,7 @@ def claim(name: str, owner: str, now: datetime, force: bool = False) -> bool:
     unexpired lease: one conditional UPDATE, rowcount 1 means it is ours. ``force``
     drops the "due" condition (run now) but never the lease: a job never runs twice
     at the same time. Commits, so other claimants see the lease at once."""
-    moment = as_utc_moment(now)
+    moment = _utc(now)
     conditions = [
         JobState.name == name,
         sa.or_(JobState.lease_until.is_(None), JobState.lease_until < moment),
@@ -191,18 +199,80 @@ def _release(name: str, owner: str, status: str, detail: str) -> None:
     db.session.commit()
 
 
+def renew_lease(name: str, owner: str, until: datetime) -> bool:
+    """Extend ``owner``'s lease of job ``name`` to ``until``; False when the lease is no
+    longer theirs (it ran out and someone else took the job, or the run finished)."""
+    result = db.session.execute(
+        sa.update(JobState)
+        .where(JobState.name == name, JobState.lease_owner == owner)
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+class _LeaseKeeper:
+    """Renews a running job's lease every third of SCHEDULER_LEASE_SECONDS, from a
+    thread with its own app context and session (the job's transaction stays its own).
+    So a job that runs longer than the lease is never taken for abandoned and started a
+    second time beside itself; a process that dies stops renewing, and its job is free
+    again at most one lease later. The lease is reckoned on the clock of the claim
+    (``now`` may be frozen), moved on by the time actually spent."""
+
+    def __init__(self, name: str, owner: str, claimed_at: datetime) -> None:
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.name, self.owner, self.claimed_at = name, owner, claimed_at
+        self.lease = _lease()
+        self.interval = max(self.lease.total_seconds() / 3, 0.1)
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"portal-lease:{name}"[:60], daemon=True
+        )
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        # A renewal stuck on a lock must not hold up the run's end: once the run has
+        # freed the lease, a late renewal matches no row (it checks the owner).
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            elapsed = timedelta(seconds=time.monotonic() - self._started)
+            try:
+                with self.app.app_context():
+                    kept = renew_lease(
+                        self.name, self.owner, self.claimed_at + elapsed + self.lease
+                    )
+            except Exception:  # a database hiccup: try again at the next interval
+                log.exception("renewing the lease of job %s failed", self.name)
+                continue
+            if not kept:
+                log.error("job %s lost its lease while running", self.name)
+                return
+
+
 def _execute(job: Job, owner: str, now: datetime) -> JobResult:
-    """Run a claimed job in this process, in its own transaction."""
+    """Run a claimed job in this process, in its own transaction, keeping its lease."""
     started = now
     clock = time.monotonic()
     try:
-        with acting_as(f"job:{job.name}"):
+        with _LeaseKeeper(job.name, owner, now), acting_as(f"job:{job.name}"):
             outcome = job.func()
             db.session.commit()
     except Exception as error:
         db.session.rollback()
         log.exception("job %s failed", job.name)
         status, detail = ERROR, f"{type(error).__name__}: {error}"
+    except BaseException:  # Ctrl-C, a worker shutting down: free it for the next round
+        db.session.rollback()
+        _release(job.name, owner, ERROR, "interrupted")
+        raise
     else:
         status, detail = OK, "" if outcome is None else str(outcome)
     finished = started + timedelta(seconds=time.monotonic() - clock)
@@ -247,7 +317,7 @@ def run_due(
     """Run (or, with a queue, enqueue) every job due at ``now`` that this caller can
     claim; ``names`` limits the jobs considered. Returns one result per claimed job;
     jobs claimed by someone else are simply not ours this time."""
-    moment = as_utc_moment(now)
+    moment = _utc(now)
     use_queue = wants_queue(enqueue)
     jobs = declared_jobs()
     wanted = set(jobs) if names is None else set(names) & set(jobs)
@@ -280,7 +350,7 @@ def run_job(
     jobs = declared_jobs()
     if name not in jobs:
         raise UnknownJob(name, jobs)
-    moment = as_utc_moment(now)
+    moment = _utc(now)
     use_queue = wants_queue(enqueue)
     ensure_job_states(moment, [name])
     owner = lease_owner_label()
@@ -373,5 +443,8 @@ def start_embedded_scheduler(app: Flask) -> EmbeddedScheduler | None:
     if scheduler is None:
         scheduler = app.extensions["portal_scheduler"] = EmbeddedScheduler(app)
         scheduler.start()
+        # On exit no new round starts, and a job just running may finish and free its
+        # lease (a job cut off keeps it until the lease runs out).
+        atexit.register(scheduler.stop)
         log.info("embedded scheduler started (every %ss)", scheduler.interval)
     return scheduler

@@ -24,15 +24,18 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, url_for
-from flask_babel import LazyString, get_timezone
+from flask import current_app, has_app_context
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import defaultload, lazyload
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.recorder import acting_as
 from ..auth.models import User
@@ -47,7 +50,7 @@ from ..rules.service import rules
 from ..scoping import can_reach, scoped, visible_owner_ids
 from .errors import NotAllowed, StateConflict
 from .models import OPEN_STATUSES, PRIORITIES, LoopAttachment, LoopEvent, LoopItem
-from .notifications import notify
+from .notifications import is_portal_path, notify, portal_path
 
 log = logging.getLogger("portal.loops")
 
@@ -117,7 +120,12 @@ _NOT_ALLOWED = {
 }
 
 MAX_TEXT = 10_000
+# A sanity bound, not a policy number: a due date ten years out is a typo (and a date
+# near the year 9999 would overflow when converted between time zones).
+MAX_DUE_DAYS = 3653
 SUBJECT_TABLE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# The due-date windows the lists filter by (``due=``), in the portal's days and weeks.
+DUE_WINDOWS = ("overdue", "today", "week", "later")
 
 # Closure evidence files: the defaults, each overridable in the configuration.
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
@@ -176,6 +184,22 @@ def get_loop(loop_id: int, user: User) -> LoopItem | None:
     return db.session.scalars(statement).first()
 
 
+HISTORY_LIMIT = 500  # entries of one item's history shown (the latest ones)
+
+
+def history_of(item: LoopItem, limit: int = HISTORY_LIMIT) -> list[LoopEvent]:
+    """The item's latest ``limit`` history entries, oldest first (the page and the API:
+    an item with a long history still shows how it stands now)."""
+    latest = (
+        sa.select(LoopEvent)
+        .options(light_person(LoopEvent.actor))
+        .where(LoopEvent.loop_id == item.id)
+        .order_by(LoopEvent.at.desc(), LoopEvent.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(db.session.scalars(latest).all()))
+
+
 def loops_for_subject(table: str, subject_id: Any, user: User, limit: int = 50) -> list[LoopItem]:
     """The loop items raised about one record of any plugin that ``user`` may read,
     unfinished first: the link from a record back to its items."""
@@ -191,20 +215,25 @@ def loops_for_subject(table: str, subject_id: Any, user: User, limit: int = 50) 
 
 
 def filter_loops(
-    statement: sa.Select, args: Mapping[str, Any], now: datetime | None = None
+    statement: sa.Select,
+    args: Mapping[str, Any],
+    now: datetime | None = None,
+    zone: tzinfo | None = None,
 ) -> sa.Select:
-    """Apply the list filters the pages and the API share: ``type``, ``clause``,
+    """The one set of loop-item filters, shared by the register, My work, the team view
+    and the API: ``type``, ``clause`` (that clause or any below it: P3 matches P3.1.2),
     ``status`` (a status, or ``active`` for open and started), ``owner`` (id),
-    ``raised_by`` (id), ``priority``, ``overdue`` and ``escalated`` (``1``), ``subject_table``
-    with ``subject_id``, ``q`` (words of the title). Unknown values filter nothing out
-    rather than failing, so a stale bookmark still opens."""
-    now = as_utc(now) or utcnow()
+    ``raised_by`` (id), ``priority``, ``due`` (``overdue``, ``today``, ``week``,
+    ``later``: see ``due_condition``), ``overdue`` and ``escalated`` (``1``),
+    ``subject_table`` with ``subject_id``, ``q`` (words of the title). Unknown values
+    filter nothing out rather than failing, so a stale bookmark still opens."""
+    now = _now(now)
     value = _arg(args, "type", 80)
     if value:
         statement = statement.where(LoopItem.type == value)
     value = _arg(args, "clause", 32)
     if value:
-        statement = statement.where(LoopItem.clause == value)
+        statement = statement.where(clause_matches(LoopItem.clause, value))
     value = _arg(args, "status", 16)
     if value == "active":
         statement = statement.where(LoopItem.status.in_(OPEN_STATUSES))
@@ -217,8 +246,11 @@ def filter_loops(
         number = _int_arg(args, key)
         if number is not None:
             statement = statement.where(column == number)
+    value = _arg(args, "due", 8)
+    if value in DUE_WINDOWS:
+        statement = statement.where(due_condition(value, now, zone))
     if _arg(args, "overdue", 5) in ("1", "true", "yes"):
-        statement = statement.where(LoopItem.status.in_(OPEN_STATUSES), LoopItem.due_at < now)
+        statement = statement.where(due_condition("overdue", now, zone))
     if _arg(args, "escalated", 5) in ("1", "true", "yes"):
         statement = statement.where(
             LoopItem.status.in_(OPEN_STATUSES), LoopItem.escalation_level > 0
@@ -248,6 +280,41 @@ def _int_arg(args: Mapping[str, Any], key: str) -> int | None:
     return number if 0 < number < 2**62 else None
 
 
+def clause_matches(column: Any, clause: str) -> Any:
+    """The clause itself or any clause below it (P3 matches P3.1.2, not P31)."""
+    return sa.or_(column == clause, column.startswith(clause + ".", autoescape=True))
+
+
+def overdue_condition(now: datetime) -> Any:
+    """Open or started and past the due date: ``is_overdue`` in SQL."""
+    return sa.and_(LoopItem.status.in_(OPEN_STATUSES), LoopItem.due_at < now)
+
+
+def due_condition(due: str, now: datetime, zone: tzinfo | None = None) -> Any:
+    """A due-date window: ``overdue`` (open or started, due before now), ``today`` /
+    ``week`` (not yet overdue, due before the end of the local day / of Sunday),
+    ``later`` (after this week). Days and weeks are the portal's (``portal_zone``)."""
+    today = now.astimezone(zone or portal_zone()).date()
+    end_of_today = local_midnight(today + timedelta(days=1), zone)
+    end_of_week = local_midnight(today + timedelta(days=7 - today.weekday()), zone)
+    if due == "overdue":
+        return overdue_condition(now)
+    if due == "today":
+        return sa.and_(LoopItem.due_at >= now, LoopItem.due_at < end_of_today)
+    if due == "week":
+        return sa.and_(LoopItem.due_at >= now, LoopItem.due_at < end_of_week)
+    if due == "later":
+        return LoopItem.due_at >= end_of_week
+    return sa.true()
+
+
+def light_person(relationship: Any) -> Any:
+    """A loader option for a related person shown by name only: not their roles,
+    grants and unit, which the User mapper would otherwise fetch for every person on a
+    page."""
+    return defaultload(relationship).options(lazyload(User.roles), lazyload(User.unit))
+
+
 def is_overdue(item: LoopItem, now: datetime | None = None) -> bool:
     """Open or started and past its due date."""
     now = as_utc(now) or utcnow()
@@ -256,18 +323,7 @@ def is_overdue(item: LoopItem, now: datetime | None = None) -> bool:
 
 def loop_path(loop_id: int) -> str:
     """The item's page, for notification links (also outside a request, in jobs)."""
-    try:
-        return url_for("loops.detail", loop_id=loop_id)
-    except RuntimeError:  # no request and no SERVER_NAME: the blueprint's fixed prefix
-        return f"/loops/{loop_id}"
-
-
-def _list_path(**args: Any) -> str:
-    try:
-        return url_for("loops.index", **args)
-    except RuntimeError:
-        query = "&".join(f"{key}={value}" for key, value in args.items())
-        return "/loops/" + (f"?{query}" if query else "")
+    return portal_path("loops.detail", loop_id=loop_id)
 
 
 # -- who may do what -------------------------------------------------------------
@@ -375,46 +431,46 @@ def _now(now: datetime | None) -> datetime:
     return as_utc(now) or utcnow()
 
 
-def _local(naive: datetime) -> datetime:
-    """A wall-clock time in the portal's time zone. Babel's zones are pytz zones, which
-    must ``localize`` (``replace(tzinfo=...)`` would give Shanghai its 1900 offset)."""
-    zone = get_timezone()
-    localize = getattr(zone, "localize", None)
-    return localize(naive) if localize is not None else naive.replace(tzinfo=zone)
+def portal_zone() -> tzinfo:
+    """The company's time zone (``BABEL_DEFAULT_TIMEZONE``, the one pages show times
+    in): a due *date* ends at midnight there, and "today", this week and the metrics'
+    weeks and months are its days. UTC outside an application."""
+    name = current_app.config.get("BABEL_DEFAULT_TIMEZONE") if has_app_context() else None
+    return ZoneInfo(name or "UTC")
+
+
+def local_midnight(day: date, zone: tzinfo | None = None) -> datetime:
+    """The start of a day in the portal's time zone (or ``zone``), in UTC."""
+    return datetime.combine(day, time(), tzinfo=zone or portal_zone()).astimezone(UTC)
 
 
 def _aware(moment: datetime) -> datetime:
     """A due date as UTC; a naive one is read in the portal's time zone (what a person
     means by "Friday 18:00")."""
     if moment.tzinfo is None:
-        moment = _local(moment)
+        moment = moment.replace(tzinfo=portal_zone())
     return moment.astimezone(UTC)
 
 
 def due_at_from_date(day: date) -> datetime:
     """A due *date* as the end of that day in the portal's time zone, in UTC."""
-    return _local(datetime.combine(day, time(23, 59, 59))).astimezone(UTC)
+    return datetime.combine(day, time(23, 59, 59), tzinfo=portal_zone()).astimezone(UTC)
 
 
 def local_today(now: datetime | None = None) -> date:
-    """Today in the portal's time zone (due dates are chosen as local days)."""
-    return _now(now).astimezone(get_timezone()).date()
+    """Today in the portal's time zone (due dates and leave are chosen as local days)."""
+    return _now(now).astimezone(portal_zone()).date()
+
+
+def latest_due_date(now: datetime | None = None) -> date:
+    """The last day a due date may fall on (``MAX_DUE_DAYS`` from today)."""
+    return local_today(now) + timedelta(days=MAX_DUE_DAYS)
 
 
 def _person(value: User | int | None) -> User | None:
     if value is None or isinstance(value, User):
         return value
     return db.session.get(User, int(value))
-
-
-def _subject_link_ok(link: str) -> bool:
-    """A link inside the portal only: a path, never another site or a script."""
-    return (
-        link.startswith("/")
-        and not link.startswith("//")
-        and "\\" not in link
-        and not any(ord(char) < 32 for char in link)
-    )
 
 
 def _text(value: Any, field: str, errors: dict[str, list[str]], required: Any = None) -> str:
@@ -429,9 +485,15 @@ def _text(value: Any, field: str, errors: dict[str, list[str]], required: Any = 
 def _check_due(due_at: datetime | None, now: datetime, errors: dict[str, list[str]]) -> Any:
     if due_at is None:
         return None
-    due_at = _aware(due_at)
+    try:
+        due_at = _aware(due_at)
+    except OverflowError:  # a date at the end of the calendar
+        errors["due_at"] = [_("The due date is too far away: at most ten years from now.")]
+        return None
     if due_at <= now:
         errors["due_at"] = [_("The due date cannot be in the past.")]
+    elif due_at > now + timedelta(days=MAX_DUE_DAYS):
+        errors["due_at"] = [_("The due date is too far away: at most ten years from now.")]
     return due_at
 
 
@@ -519,7 +581,7 @@ def raise_loop(
         if not SUBJECT_TABLE_PATTERN.match(subject_table) or not 0 < len(subject_id) <= 64:
             errors["subject"] = [_("A subject is a table name and a record id.")]
     subject_link = (subject_link or "").strip()
-    if subject_link and (len(subject_link) > 500 or not _subject_link_ok(subject_link)):
+    if subject_link and (len(subject_link) > 500 or not is_portal_path(subject_link)):
         errors["subject_link"] = [_("The link must be a path inside the portal.")]
     if clause is not None and len(clause) > 32:
         errors["clause"] = [_("At most %(n)s characters.", n=32)]
@@ -872,19 +934,23 @@ def _display_name(filename: str) -> str:
 
 
 def _forget_files_on_rollback() -> None:
-    """A file written for a transaction that rolls back is deleted again, so a refused
-    or conflicting close leaves nothing behind (installed once per session class)."""
+    """A file written for a transaction that does not commit is deleted again, so a
+    refused or conflicting close leaves nothing behind: a rollback, and a session closed
+    without committing (an unexpected error ends the request). Installed once per
+    session class."""
     from ..database import session_class
 
     cls = session_class()
-    if sa.event.contains(cls, "after_soft_rollback", _drop_new_files):
+    if sa.event.contains(cls, "after_transaction_end", _drop_new_files):
         return
-    sa.event.listen(cls, "after_soft_rollback", _drop_new_files)
     sa.event.listen(cls, "after_commit", _keep_new_files)
+    sa.event.listen(cls, "after_transaction_end", _drop_new_files)
 
 
-def _drop_new_files(session: Any, previous_transaction: Any) -> None:
-    if getattr(previous_transaction, "nested", False):
+def _drop_new_files(session: Any, transaction: Any) -> None:
+    # after_commit has already taken the list of a committed transaction; whatever is
+    # left when the outermost transaction ends was not committed.
+    if transaction.parent is not None:
         return
     for path in session.info.pop(_NEW_FILES, []):
         Path(path).unlink(missing_ok=True)
@@ -971,80 +1037,97 @@ def _store_files(
 # -- the sweeps --------------------------------------------------------------------------
 
 
-class SupervisorChains:
-    """The supervisors of many people at once, for a sweep: the same answer as
-    ``portal.org.services.supervisor_of`` (the leader of the person's unit or the nearest
-    unit above with a leader, never the person themselves), walked up ``depth`` levels,
-    with the units loaded once and people's units once per batch instead of a few
-    queries per item."""
+_SUPERVISOR_LEVEL = re.compile(r"^supervisor(?:_(\d{1,2}))?$")
+
+
+def supervisor_level(name: str) -> int | None:
+    """How far up the line a route name in a rule file reaches: 1 for ``supervisor``,
+    N for ``supervisor_N``, None for any other name (the approval routes and the
+    escalation's ``notify`` read these names alike)."""
+    found = _SUPERVISOR_LEVEL.match(name)
+    if found is None:
+        return None
+    return int(found.group(1) or 1) or None
+
+
+def _unit_ids(path: str | None) -> list[int]:
+    """The ids on a unit's materialised path, the top of the tree first."""
+    return [int(part) for part in (path or "").strip("/").split("/") if part]
+
+
+class LeaderChains:
+    """The leaders above people, for one person or many at once: the active leaders of
+    the units on the path of a person's unit (their own unit first, then up the tree),
+    nearest first, each once, never the person themselves. The first is their
+    ``supervisor`` (what ``portal.org.services.supervisor_of`` answers while that leader
+    is active), the second ``supervisor_2`` and so on: the one meaning of those names
+    for the approval routes (``approvals.leader_chain``) and the escalation sweep.
+
+    People's units and the units' leaders are read in chunks and remembered, so a sweep
+    pays a few queries per batch, not per item."""
 
     def __init__(self) -> None:
-        self.units = {
-            unit_id: (path, leader_id)
-            for unit_id, path, leader_id in db.session.execute(
-                sa.select(OrgUnit.id, OrgUnit.path, OrgUnit.leader_id)
-            )
-        }
-        self.unit_of: dict[int, int | None] = {}
-        self._chains: dict[int, list[int]] = {}
+        self._path_of: dict[int, str | None] = {}
+        self._leader_of: dict[int, int | None] = {}  # unit id -> its active leader
 
-    def _load(self, people: Iterable[int]) -> None:
-        missing = sorted({person for person in people if person not in self.unit_of})
+    def _load_people(self, people: Iterable[int]) -> None:
+        missing = sorted({person for person in people if person not in self._path_of})
         for start_at in range(0, len(missing), 500):
             chunk = missing[start_at : start_at + 500]
-            rows = db.session.execute(sa.select(User.id, User.unit_id).where(User.id.in_(chunk)))
+            rows = db.session.execute(
+                sa.select(User.id, OrgUnit.path)
+                .outerjoin(OrgUnit, OrgUnit.id == User.unit_id)
+                .where(User.id.in_(chunk))
+            )
             found = dict(rows.all())
             for person in chunk:
-                self.unit_of[person] = found.get(person)
+                self._path_of[person] = found.get(person)
 
-    def supervisor(self, person: int) -> int | None:
-        """One person's supervisor id (their units must have been loaded)."""
-        unit = self.units.get(self.unit_of.get(person))  # type: ignore[arg-type]
-        if unit is None:
-            return None
-        for ancestor in reversed([int(part) for part in unit[0].strip("/").split("/") if part]):
-            leader = self.units.get(ancestor, (None, None))[1]
-            if leader and leader != person:
-                return leader
-        return None
+    def _load_units(self, unit_ids: Iterable[int]) -> None:
+        missing = sorted({unit for unit in unit_ids if unit not in self._leader_of})
+        leader = sa.and_(User.id == OrgUnit.leader_id, User.active.is_(True))
+        for start_at in range(0, len(missing), 500):
+            chunk = missing[start_at : start_at + 500]
+            rows = db.session.execute(
+                sa.select(OrgUnit.id, User.id).outerjoin(User, leader).where(OrgUnit.id.in_(chunk))
+            )
+            found = dict(rows.all())
+            for unit in chunk:
+                self._leader_of[unit] = found.get(unit)
 
-    def chains(self, people: Iterable[int], depth: int) -> dict[int, list[int]]:
-        """``{person: [supervisor, supervisor's supervisor, ...]}`` up to ``depth``."""
+    def of_paths(self, paths: Mapping[int, str | None]) -> dict[int, list[int]]:
+        """``{person: [supervisor, supervisor_2, ...]}`` for people whose unit paths are
+        known (``{person id: path of their unit or None}``)."""
+        ancestry = {person: _unit_ids(path) for person, path in paths.items()}
+        self._load_units(unit for units in ancestry.values() for unit in units)
+        chains: dict[int, list[int]] = {}
+        for person, units in ancestry.items():
+            chain: list[int] = []
+            for unit in reversed(units):
+                leader_id = self._leader_of.get(unit)
+                if leader_id and leader_id != person and leader_id not in chain:
+                    chain.append(leader_id)
+            chains[person] = chain
+        return chains
+
+    def of_people(self, people: Iterable[int]) -> dict[int, list[int]]:
+        """``{person: [supervisor, supervisor_2, ...]}`` for people by id."""
         people = set(people)
-        wanted = {p for p in people if len(self._chains.get(p, ())) < depth}
-        frontier = {p: (self._chains.get(p) or [p])[-1] for p in wanted}
-        for p in wanted:
-            self._chains.setdefault(p, [])
-        while frontier:
-            self._load(frontier.values())
-            following = {}
-            for person, current in frontier.items():
-                chain = self._chains[person]
-                if len(chain) >= depth:
-                    continue
-                boss = self.supervisor(current)
-                if boss is None or boss == person or boss in chain:
-                    continue  # the top of the tree (or a loop in bad data)
-                chain.append(boss)
-                following[person] = boss
-            frontier = following
-        return {p: self._chains.get(p, [])[:depth] for p in people}
+        self._load_people(people)
+        return self.of_paths({person: self._path_of[person] for person in people})
 
-
-def _depth_of(role: str) -> int | None:
-    """``supervisor`` is 1 level up, ``supervisor_2`` 2 levels ..., ``owner`` 0."""
-    if role == "owner":
-        return 0
-    if role == "supervisor":
-        return 1
-    match = re.fullmatch(r"supervisor_([1-9])", role)
-    return int(match.group(1)) if match else None
+    def of_user(self, user: User) -> list[int]:
+        """One person's chain (one query: the leaders of the units above them)."""
+        path = user.unit.path if user.unit is not None else None
+        return self.of_paths({user.id: path})[user.id]
 
 
 def _recipients(roles: Sequence[str], owner_id: int, chain: Sequence[int]) -> list[int]:
+    """The people an escalation names: ``owner``, ``supervisor``, ``supervisor_2`` ...
+    (a level above the top of the chain names nobody)."""
     people: list[int] = []
     for role in roles:
-        depth = _depth_of(role)
+        depth = 0 if role == "owner" else supervisor_level(role)
         if depth is None:
             log.warning("loop_escalation names an unknown recipient %r; ignored", role)
             continue
@@ -1084,18 +1167,23 @@ def escalate_overdue(now: datetime | None = None, batch_size: int = 1000) -> dic
 
     Built for 100,000 open items: keyset batches on the (status, due_at, id) index,
     one rule evaluation per distinct input tuple in the run, supervisors resolved per
-    batch, the levels written by one conditional UPDATE per (level, version) group of a
-    batch (recorded in the audit log as a bulk update; each item's own history says
-    what changed), one commit per batch (memory stays bounded; a crash loses at most a
-    batch, which the next run redoes). An item changed by someone meanwhile keeps its
-    level until the next run, and its lock version moves on, so a person acting on a
-    page read before the escalation is told the item changed."""
+    batch (``LeaderChains``), one commit per batch (memory stays bounded; a crash loses
+    at most a batch, which the next run redoes).
+
+    The levels are written in bulk, and audited: the rising items of a batch are locked
+    (``FOR UPDATE`` on PostgreSQL) and read back, those someone changed since the scan
+    are left for the next run (their lock version moved on), and the rest get their
+    level by one ``UPDATE ... WHERE id IN (...)`` per (level, version) group, so the
+    audit log's bulk-update row lists exactly the ids it changed (its parameters) next
+    to the values written; each item's history says the same. The lock version moves
+    on too, so a person acting on a page read before the escalation is told the item
+    changed."""
     now = _now(now)
     counts = {"checked": 0, "escalated": 0, "notified": 0}
     with acting_as("job:core.escalate_overdue_loops"):
         active = rules().active(ESCALATION_RULESET)
         answers: dict[tuple[Any, ...], Evaluation | None] = {}
-        chains = SupervisorChains()
+        chains = LeaderChains()
         for status in OPEN_STATUSES:
             after: tuple[datetime, int] | None = None
             while True:
@@ -1178,24 +1266,46 @@ def _rising(
     return rising
 
 
+def _unchanged_since_scan(rising: Sequence[tuple[Any, Evaluation, int]]) -> set[int]:
+    """Lock the rising items (PostgreSQL; SQLite has one writer anyway) and keep the ids
+    of those whose lock version is still the one the scan saw: nobody changed them."""
+    seen = {row.id: row.lock_version for row, _evaluation, _level in rising}
+    unchanged: set[int] = set()
+    ids = sorted(seen)
+    for start_at in range(0, len(ids), 1000):
+        statement = (
+            sa.select(LoopItem.id, LoopItem.lock_version)
+            .where(LoopItem.id.in_(ids[start_at : start_at + 1000]))
+            .order_by(LoopItem.id)
+            .with_for_update()
+        )
+        for item_id, version in db.session.execute(statement):
+            if version == seen[item_id]:
+                unchanged.add(item_id)
+    return unchanged
+
+
 def _escalate_batch(
     rising: Sequence[tuple[Any, Evaluation, int]],
     now: datetime,
     active: Any,
-    chains: SupervisorChains,
+    chains: LeaderChains,
 ) -> tuple[int, int]:
+    unchanged = _unchanged_since_scan(rising)
     groups: dict[tuple[int, int], list[tuple[Any, Evaluation]]] = defaultdict(list)
     for row, evaluation, level in rising:
-        groups[(level, row.lock_version)].append((row, evaluation))
+        if row.id in unchanged:
+            groups[(level, row.lock_version)].append((row, evaluation))
     escalated: list[tuple[Any, Any, Evaluation, int]] = []  # (new row, scanned row, ...)
     for (level, version), members in groups.items():
         by_id = {row.id: (row, evaluation) for row, evaluation in members}
-        # Conditional on what the scan saw: an item closed, escalated or changed since is
-        # left alone (RETURNING names the ones really written).
+        # The ids are exactly the items to change (locked above); the conditions repeat
+        # what the scan saw, so that even without row locks (SQLite) an item changed in
+        # between is left alone, and RETURNING names the ones really written.
         statement = (
             sa.update(LoopItem)
             .where(
-                LoopItem.id.in_(list(by_id)),
+                LoopItem.id.in_(sorted(by_id)),
                 LoopItem.lock_version == version,
                 LoopItem.status.in_(OPEN_STATUSES),
                 LoopItem.escalation_level < level,
@@ -1222,23 +1332,23 @@ def _escalate_batch(
             escalated.append((written, scanned, evaluation, level))
     if not escalated:
         return 0, 0
-    roles = {role for *_rows, e, _level in escalated for role in e.outputs.get("notify") or []}
-    depth = max((_depth_of(role) or 0 for role in roles), default=0)
-    chain_of = chains.chains({written.owner_id for written, *_rest in escalated}, depth)
+    chain_of = chains.of_people({written.owner_id for written, *_rest in escalated})
     told: dict[int, list[tuple[str, int, int]]] = defaultdict(list)  # person: (title, id, level)
+    history: list[dict[str, Any]] = []
     for written, scanned, evaluation, level in escalated:
         people = _recipients(
             evaluation.outputs.get("notify") or [], written.owner_id, chain_of[written.owner_id]
         )
-        db.session.add(
-            LoopEvent(
-                loop_id=written.id,
-                at=now,
-                actor_id=None,
-                action="escalated",
-                from_status=written.status,
-                to_status=written.status,
-                details={
+        history.append(
+            {
+                "loop_id": written.id,
+                "at": now,
+                "actor_id": None,
+                "action": "escalated",
+                "from_status": written.status,
+                "to_status": written.status,
+                "note": "",
+                "details": {
                     "from_level": scanned.escalation_level,
                     "level": level,
                     "hours_overdue": evaluation.inputs.get("hours_overdue"),
@@ -1247,11 +1357,14 @@ def _escalate_batch(
                     "version": active.version,
                     "rules": evaluation.rules,
                 },
-            )
+            }
         )
         rules().record(evaluation, (SUBJECT_TABLE, written.id), active.version_id)
         for person in people:
             told[person].append((written.title, written.id, level))
+    # The history in one multi-row INSERT (no ids needed back; SQLite would otherwise
+    # insert ORM objects one statement each to return their keys in order).
+    db.session.execute(sa.insert(LoopEvent), history)
     db.session.flush()
     for written, *_rest in escalated:
         emit(
@@ -1274,7 +1387,8 @@ def _escalate_batch(
             body, link = "", loop_path(loop_id)
         else:
             title = _l("%(count)s overdue loop items were escalated", count=len(entries))
-            body, link = _list_body([entry[0] for entry in entries]), _list_path(escalated=1)
+            body = _list_body([entry[0] for entry in entries])
+            link = portal_path("loops.index", escalated=1)
         if notify(people.get(person, person), "core.loop_overdue", title, body, link):
             notified += 1
     return len(escalated), notified
@@ -1308,7 +1422,7 @@ def remind_due_soon(now: datetime | None = None, batch_size: int = 1000) -> dict
         for (type_name, priority), hours in notices.items():
             if hours <= 0:
                 continue
-            last_id = 0
+            last_id, retries = 0, 0
             while True:
                 batch = list(
                     db.session.scalars(
@@ -1331,11 +1445,23 @@ def remind_due_soon(now: datetime | None = None, batch_size: int = 1000) -> dict
                 )
                 if not batch:
                     break
+                try:
+                    reminded, notified = _remind_batch(batch, now, hours)
+                    db.session.commit()
+                except StaleDataError:
+                    # Someone changed an item of the batch meanwhile: nothing of the
+                    # batch was written; read it again (a busy batch is left for the
+                    # next run rather than retried for ever).
+                    db.session.rollback()
+                    retries += 1
+                    if retries < 3:
+                        continue
+                    log.warning("reminders after id %s skipped: items keep changing", last_id)
+                    reminded = notified = 0
+                retries = 0
                 counts["checked"] += len(batch)
-                reminded, notified = _remind_batch(batch, now, hours)
                 counts["reminded"] += reminded
                 counts["notified"] += notified
-                db.session.commit()
                 if len(batch) < batch_size:
                     break
                 last_id = batch[-1].id
@@ -1344,21 +1470,26 @@ def remind_due_soon(now: datetime | None = None, batch_size: int = 1000) -> dict
 
 def _remind_batch(batch: Sequence[LoopItem], now: datetime, hours: int) -> tuple[int, int]:
     told: dict[int, list[LoopItem]] = defaultdict(list)
+    history = []
     for item in batch:
         item.reminded_due_at = item.due_at
-        db.session.add(
-            LoopEvent(
-                loop_id=item.id,
-                at=now,
-                actor_id=None,
-                action="reminded",
-                from_status=item.status,
-                to_status=item.status,
-                details={"due_at": as_utc(item.due_at).isoformat(), "notice_hours": hours},
-            )
+        history.append(
+            {
+                "loop_id": item.id,
+                "at": now,
+                "actor_id": None,
+                "action": "reminded",
+                "from_status": item.status,
+                "to_status": item.status,
+                "note": "",
+                "details": {"due_at": as_utc(item.due_at).isoformat(), "notice_hours": hours},
+            }
         )
         told[item.owner_id].append(item)
+    # The items first (their lock versions are checked here), then the history in one
+    # multi-row INSERT.
     db.session.flush()
+    db.session.execute(sa.insert(LoopEvent), history)
     people = _people(told)
     notified = 0
     for owner_id, items in told.items():
@@ -1369,7 +1500,7 @@ def _remind_batch(batch: Sequence[LoopItem], now: datetime, hours: int) -> tuple
         else:
             title = _l("%(count)s loop items of yours fall due soon", count=len(items))
             body = _list_body([item.title for item in items])
-            link = _list_path(owner=owner_id, status="active")
+            link = portal_path("loops.index", owner=owner_id, status="active")
         if notify(people.get(owner_id, owner_id), "core.loop_due_soon", title, body, link):
             notified += 1
     return len(batch), notified

@@ -20,7 +20,7 @@ values are ignored rather than refused: a filter can only narrow a list already 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_babel import format_timedelta
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy.orm import aliased, defaultload, lazyload
+from sqlalchemy.orm import aliased, lazyload
 
 from ..auth.models import User
 from ..extensions import db
@@ -37,7 +37,7 @@ from ..models import as_utc, utcnow
 from ..org.models import OrgUnit
 from ..scoping import led_unit_paths, scoped
 from . import charts, metrics, service
-from .models import LOOP_STATUSES, OPEN_STATUSES, PRIORITIES, ApprovalRequest, LoopItem
+from .models import LOOP_STATUSES, OPEN_STATUSES, ApprovalRequest, LoopItem
 
 bp = Blueprint("work", __name__, url_prefix="/work")
 
@@ -47,7 +47,7 @@ SECTION_LABELS = {
     "verify": _l("To verify"),
     "approvals": _l("Approvals"),
 }
-DUE_CHOICES = ("overdue", "today", "week", "later")
+DUE_CHOICES = service.DUE_WINDOWS
 DUE_LABELS = {
     "overdue": _l("Overdue"),
     "today": _l("Due today"),
@@ -102,65 +102,25 @@ def read_filters(args: Any, statuses: tuple[str, ...]) -> Filters:
     )
 
 
-def _clause_matches(column: Any, clause: str) -> Any:
-    """The clause itself or any clause below it (P3 matches P3.1.2)."""
-    return sa.or_(column == clause, column.startswith(clause + ".", autoescape=True))
-
-
-def _local_edges(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
-    """End of today and end of this week (Sunday night) in the portal's time zone."""
-    today = now.astimezone(zone).date()
-    end_of_today = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
-    end_of_week = datetime.combine(
-        today + timedelta(days=7 - today.weekday()), datetime.min.time(), zone
-    )
-    return end_of_today, end_of_week
-
-
-def due_condition(due: str, now: datetime, zone: tzinfo) -> Any:
-    """Overdue (open, due before now), due today / this week (not yet overdue, due
-    before the end of the local day / week), due later (after this week)."""
-    end_of_today, end_of_week = _local_edges(now, zone)
-    if due == "overdue":
-        return sa.and_(LoopItem.status.in_(OPEN_STATUSES), LoopItem.due_at < now)
-    if due == "today":
-        return sa.and_(LoopItem.due_at >= now, LoopItem.due_at < end_of_today)
-    if due == "week":
-        return sa.and_(LoopItem.due_at >= now, LoopItem.due_at < end_of_week)
-    if due == "later":
-        return LoopItem.due_at >= end_of_week
-    return sa.true()
-
-
 def narrow(statement: sa.Select, filters: Filters, now: datetime, zone: tzinfo) -> sa.Select:
-    """Apply the filters to a SELECT over loop items: type, status and title words as
-    the loop register filters them (``service.filter_loops``); the clause with the
-    clauses below it, and the due-date windows, which only the inbox offers."""
-    statement = service.filter_loops(
-        statement, {"type": filters.type, "status": filters.status, "q": filters.q}, now
-    )
-    if filters.clause:
-        statement = statement.where(_clause_matches(LoopItem.clause, filters.clause))
-    if filters.due:
-        statement = statement.where(due_condition(filters.due, now, zone))
-    return statement
+    """Apply the filters to a SELECT over loop items, as the loop register and the API
+    filter them (``service.filter_loops``): type, clause (and the clauses below it),
+    status, due-date window and title words."""
+    chosen = {
+        "type": filters.type,
+        "clause": filters.clause,
+        "status": filters.status,
+        "due": filters.due,
+        "q": filters.q,
+    }
+    return service.filter_loops(statement, chosen, now, zone)
 
 
-def _light(relationship: Any) -> Any:
-    """Load a related person for their name only: not their roles, grants and unit,
-    which the User mapper would otherwise fetch eagerly for every person on the page."""
-    return defaultload(relationship).options(lazyload(User.roles), lazyload(User.unit))
-
-
-LOOP_ROW_LOADING = (_light(LoopItem.owner), _light(LoopItem.raised_by))
-
-
-def _overdue(now: datetime) -> Any:
-    return sa.and_(LoopItem.status.in_(OPEN_STATUSES), LoopItem.due_at < now)
+LOOP_ROW_LOADING = (service.light_person(LoopItem.owner), service.light_person(LoopItem.raised_by))
 
 
 def _overdue_first(now: datetime) -> Any:
-    return sa.case((_overdue(now), 0), else_=1)
+    return sa.case((service.overdue_condition(now), 0), else_=1)
 
 
 # -- rows -----------------------------------------------------------------------------
@@ -430,7 +390,9 @@ def inbox_page(user: User, filters: Filters, now: datetime, zone: tzinfo) -> Any
             approval.id: approval
             for approval in db.session.scalars(
                 sa.select(ApprovalRequest)
-                .options(lazyload(ApprovalRequest.steps), _light(ApprovalRequest.requester))
+                .options(
+                    lazyload(ApprovalRequest.steps), service.light_person(ApprovalRequest.requester)
+                )
                 .where(ApprovalRequest.id.in_(approval_ids))
             )
         }
@@ -495,7 +457,7 @@ def _render_list(full: str, fragment: str, **context: Any) -> Any:
 def inbox() -> Any:
     """Everything the person owns or must act on, overdue first (P1.3.2)."""
     now = utcnow()
-    zone = metrics.portal_zone()
+    zone = service.portal_zone()
     filters = read_filters(request.args, INBOX_STATUSES)
     page = inbox_page(current_user, filters, now, zone)
     return _render_list(
@@ -541,7 +503,7 @@ def team_summary(user: User, filters: Filters, now: datetime) -> list[sa.Row]:
     query; the type, clause and text filters apply)."""
     counted = [
         sa.func.sum(sa.case((LoopItem.status.in_(OPEN_STATUSES), 1), else_=0)).label("open"),
-        sa.func.sum(sa.case((_overdue(now), 1), else_=0)).label("overdue"),
+        sa.func.sum(sa.case((service.overdue_condition(now), 1), else_=0)).label("overdue"),
         sa.func.sum(sa.case((LoopItem.status == "done", 1), else_=0)).label("to_verify"),
     ]
     narrowed = Filters(type=filters.type, clause=filters.clause, q=filters.q)
@@ -551,7 +513,7 @@ def team_summary(user: User, filters: Filters, now: datetime) -> list[sa.Row]:
         .join(User, User.id == LoopItem.owner_id)
         .where(LoopItem.owner_id != user.id, LoopItem.status.in_(TEAM_DEFAULT_STATUSES))
     )
-    statement = narrow(statement, narrowed, now, metrics.portal_zone())
+    statement = narrow(statement, narrowed, now, service.portal_zone())
     statement = (
         statement.group_by(User.id, User.display_name)
         .order_by(sa.desc("overdue"), sa.desc("open"), User.display_name)
@@ -567,7 +529,7 @@ def team() -> Any:
     if not _reaches_team(current_user):
         abort(403)
     now = utcnow()
-    zone = metrics.portal_zone()
+    zone = service.portal_zone()
     filters = read_filters(request.args, LOOP_STATUSES)
     filters.section = ""
     page = paginate(team_statement(current_user, filters, now, zone))
@@ -620,7 +582,7 @@ def read_metrics_query(args: Any, now: datetime) -> MetricsQuery:
     period_key = period_key if period_key in metrics.PERIODS else metrics.DEFAULT_PERIOD
     since, until = _day(args.get("since")), _day(args.get("until"))
     if since:
-        until = until or now.astimezone(metrics.portal_zone()).date()
+        until = until or now.astimezone(service.portal_zone()).date()
         period = metrics.custom_period(since, until, bucket, now)
         return MetricsQuery(period, "custom", bucket, group, since.isoformat(), until.isoformat())
     return MetricsQuery(metrics.recent_period(period_key, bucket, now), period_key, bucket, group)
@@ -670,12 +632,3 @@ def work_page_args(**overrides: Any) -> dict[str, Any]:
     """The current filters with some replaced (and the page reset unless given)."""
     overrides.setdefault("page", None)
     return page_args(**overrides)
-
-
-PRIORITY_BADGES = {"low": "secondary", "normal": "light", "high": "warning", "urgent": "danger"}
-
-
-@bp.app_template_global()
-def priority_badge(priority: str) -> str:
-    """The Bootstrap colour of a priority badge."""
-    return PRIORITY_BADGES.get(priority, "light") if priority in PRIORITIES else "light"

@@ -22,6 +22,16 @@ class ValidationFailed(ValueError):
         super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items()))
         self.fields = fields
 
+    def show_on(self, form: Any, renamed: dict[str, str] | None = None) -> None:
+        """Put the messages on the form's fields (``renamed`` maps a service's field
+        name to the form's), the rest above the form: one way for every page."""
+        for name, messages in self.fields.items():
+            field = getattr(form, (renamed or {}).get(name, name), None)
+            if field is None:
+                form.form_errors.extend(messages)
+            else:
+                field.errors = list(field.errors) + list(messages)
+
 
 def _roles_by_code(codes: list[str]) -> list[Role]:
     roles = list(db.session.scalars(sa.select(Role).where(Role.code.in_(codes or []))))
