@@ -234,19 +234,34 @@ def api_token(app: Any) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def live_server(make_app: Callable[..., Any]) -> Iterator[Any]:
-    """The portal served on a free loopback port (CSRF on, as in production)."""
+def make_live_server(make_app: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """Serve a portal built like ``make_app(plugins, **config)`` on a free loopback port
+    (CSRF on, as in production); ``server.url`` and ``server.app`` say where and what.
+    Every server started is shut down after the test."""
     from werkzeug.serving import make_server
 
-    app = make_app(WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
-    server.app = app  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    thread.join(timeout=5)
+    started: list[tuple[Any, threading.Thread]] = []
+
+    def serve(plugins: list[tuple[str, Any]] | None = None, **config: Any) -> Any:
+        app = make_app(plugins=plugins, **{"WTF_CSRF_ENABLED": True, **config})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
+        server.app = app  # type: ignore[attr-defined]
+        started.append((server, thread))
+        return server
+
+    yield serve
+    for server, thread in started:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(make_live_server: Callable[..., Any]) -> Any:
+    """The portal served on a free loopback port (CSRF on, as in production)."""
+    return make_live_server()
 
 
 @pytest.fixture(scope="session")

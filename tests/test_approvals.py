@@ -1136,21 +1136,9 @@ def test_p1_3_2_api_lists_shows_and_acts_with_the_same_rules(
 
 
 @pytest.fixture
-def approvals_server(make_app: Any, people: dict[str, int]) -> Any:
+def approvals_server(make_live_server: Any, people: dict[str, int]) -> Any:
     """The portal with the approval kinds, served with CSRF on and the strict CSP."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    served = make_app(plugins=[("appr", PLUGIN)], WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
-    server.app = served  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    thread.join(timeout=5)
+    return make_live_server(plugins=[("appr", PLUGIN)])
 
 
 @pytest.mark.browser

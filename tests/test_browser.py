@@ -6,8 +6,6 @@ from __future__ import annotations
 import gettext
 import re
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +100,10 @@ def page(page: Any) -> Any:
 
 
 @pytest.fixture
-def builtin_server(make_app: Any) -> Iterator[Any]:
+def builtin_server(make_live_server: Any) -> Any:
     """Like ``live_server``, with only the built-in plugins: whatever else is installed in
     the environment (an example plugin, say) would add links to the navigation."""
-    from werkzeug.serving import make_server
-
-    app = make_app(WTF_CSRF_ENABLED=True, PORTAL_PLUGINS=["organisation"])
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    thread.join(timeout=5)
+    return make_live_server(PORTAL_PLUGINS=["organisation"])
 
 
 @pytest.mark.parametrize("role", sorted(NAVIGATION))

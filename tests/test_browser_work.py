@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,23 +26,13 @@ SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
 
 
 @pytest.fixture
-def work_server(make_app: Any) -> Iterator[Any]:
+def work_server(make_live_server: Any) -> Any:
     """The portal with a second loop type, served on a loopback port (CSRF on)."""
-    from werkzeug.serving import make_server
-
     plugin = throwaway_plugin(
         "bw",
         portal_loop_types=lambda: [LoopType("bw.follow_up", "Customer follow-up", clause="P3.1.3")],
     )
-    app = make_app(plugins=[("bw", plugin)], WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
-    server.app = app  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    thread.join(timeout=5)
+    return make_live_server(plugins=[("bw", plugin)])
 
 
 @pytest.fixture
