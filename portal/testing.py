@@ -233,6 +233,27 @@ def api_token(app: Any) -> Callable[[str], str]:
 # -- browser tests -------------------------------------------------------------
 
 
+def count_statements(app: Any, client: Any, url: str, **kwargs: Any) -> int:
+    """The SQL statements one GET of ``url`` issues (it must answer 200): how a test
+    shows a page has no N+1, by comparing a few records with many."""
+    from .extensions import db
+
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def counted(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", counted)
+    try:
+        response = client.get(url, **kwargs)
+        assert response.status_code == 200, (url, response.status_code)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", counted)
+    return len(seen)
+
+
 @pytest.fixture
 def make_live_server(make_app: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     """Serve a portal built like ``make_app(plugins, **config)`` on a free loopback port

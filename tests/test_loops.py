@@ -27,7 +27,7 @@ from portal.loops.models import LoopAttachment, LoopEvent, LoopItem, Notificatio
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
 from portal.rules.models import RuleDecision
-from portal.testing import DEMO_TEST_PASSWORD, throwaway_plugin
+from portal.testing import DEMO_TEST_PASSWORD, count_statements, throwaway_plugin
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 T0 = datetime(2030, 3, 4, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Shanghai
@@ -906,24 +906,6 @@ def test_p1_3_2_a_subject_needs_its_table_and_its_id(
     whole = {"subject_table": "demo_visit", "subject_id": "7"}
     created = client.post("/api/v1/loops", json={**body, **whole}, headers=headers)
     assert created.status_code == 201 and created.json["subject_id"] == "7"
-
-
-def count_statements(app: Any, client: Any, url: str, **kwargs: Any) -> int:
-    """The SQL statements one request issues."""
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def counted(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa.event.listen(engine, "before_cursor_execute", counted)
-    try:
-        response = client.get(url, **kwargs)
-        assert response.status_code == 200, (url, response.status_code)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", counted)
-    return len(seen)
 
 
 def test_p1_3_2_register_detail_and_api_statements_do_not_grow_with_the_items(

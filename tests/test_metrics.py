@@ -24,7 +24,7 @@ from portal.loops import metrics
 from portal.loops.models import LoopItem
 from portal.org.models import OrgUnit
 from portal.plugins import LoopType
-from portal.testing import throwaway_plugin
+from portal.testing import count_statements, throwaway_plugin
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Wednesday 4 March 2026, 10:00 in Shanghai.
@@ -545,19 +545,7 @@ def test_p1_3_4_metrics_statements_do_not_grow_with_people_or_items(
     ]
 
     def statements(url: str) -> int:
-        seen: list[str] = []
-        with app.app_context():
-            engine = db.engine
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])
-
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
-            assert client.get(url).status_code == 200, url
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
-        return len(seen)
+        return count_statements(app, client, url)
 
     for url in urls:
         statements(url)  # warm the caches

@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.loops.models import ApprovalRequest, ApprovalStep, LoopItem
 from portal.models import utcnow
 from portal.plugins import ApprovalKind, LoopType
-from portal.testing import throwaway_plugin
+from portal.testing import count_statements, throwaway_plugin
 
 TITLE = re.compile(r'data-testid="work-title">([^<]+)<')
 
@@ -391,19 +391,7 @@ def test_p1_3_2_inbox_statements_do_not_grow_with_the_items(
     add_approval(app, org["li"], org["sup_east"], "one approval")
 
     def statements() -> int:
-        seen: list[str] = []
-        with app.app_context():
-            engine = db.engine
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])
-
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
-            assert client.get("/work/").status_code == 200
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
-        return len(seen)
+        return count_statements(app, client, "/work/")
 
     few = statements()
     add_items(
@@ -488,19 +476,7 @@ def test_p1_3_2_team_view_statements_do_not_grow_with_the_items(
     add_items(app, {"owner_id": org["li"], "raised_by_id": org["sup_east"], "title": "one"})
 
     def statements() -> int:
-        seen: list[str] = []
-        with app.app_context():
-            engine = db.engine
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])
-
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
-            assert client.get("/work/team?per_page=50").status_code == 200
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
-        return len(seen)
+        return count_statements(app, client, "/work/team?per_page=50")
 
     statements()  # warm the caches
     few = statements()

@@ -114,6 +114,13 @@ def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> 
     return form
 
 
+def iso_time(moment: Any) -> str | None:
+    """A stored time as the API shows it: ISO 8601 in UTC (SQLite hands back naive)."""
+    from ..models import as_utc
+
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
 def page_response(page: Pagination, serialize: Callable[[Any], dict[str, Any]]) -> Response:
     """A page of items with its position, the API's one list shape."""
     return jsonify(

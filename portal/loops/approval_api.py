@@ -10,10 +10,9 @@ from typing import Any
 from flask import jsonify, request
 from flask_babel import gettext as _
 
-from ..api import ApiError, current_api_user, json_body, page_response, validated
+from ..api import ApiError, current_api_user, iso_time, json_body, page_response, validated
 from ..extensions import db
 from ..listing import paginate
-from ..models import as_utc
 from ..org.services import ValidationFailed
 from ..plugins.types import ApiRoute
 from . import approvals as service
@@ -83,10 +82,6 @@ def _person(person: Any) -> dict[str, Any] | None:
     return {"id": person.id, "display_name": person.display_name}
 
 
-def _when(moment: Any) -> str | None:
-    return as_utc(moment).isoformat() if moment is not None else None
-
-
 def request_json(found: ApprovalRequest, with_steps: bool = False) -> dict[str, Any]:
     """A request as the API shows it; ``with_steps`` adds the timeline."""
     data: dict[str, Any] = {
@@ -100,8 +95,8 @@ def request_json(found: ApprovalRequest, with_steps: bool = False) -> dict[str, 
         "subject_id": found.subject_id,
         "subject_link": found.subject_link,
         "round": found.round,
-        "created_at": _when(found.created_at),
-        "decided_at": _when(found.decided_at),
+        "created_at": iso_time(found.created_at),
+        "decided_at": iso_time(found.decided_at),
         "facts": dict(found.facts or {}),
         "explanation": {
             "ruleset": found.ruleset,
@@ -125,7 +120,7 @@ def request_json(found: ApprovalRequest, with_steps: bool = False) -> dict[str, 
                 "status": entry.status,
                 "acted_by": _person(entry.acted_by),
                 "on_behalf_of": _person(entry.on_behalf_of),
-                "acted_at": _when(entry.acted_at),
+                "acted_at": iso_time(entry.acted_at),
                 "comment": entry.comment,
                 "note": entry.note,
                 "current": entry.current,

@@ -14,17 +14,16 @@ from flask import abort, jsonify, request
 from flask_babel import gettext as _
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..api import ApiError, current_api_user, json_body, page_response, validated
+from ..api import ApiError, current_api_user, iso_time, json_body, page_response, validated
 from ..extensions import db
 from ..listing import paginate
-from ..models import as_utc
 from ..org.services import ValidationFailed
 from ..plugins.types import ApiRoute
 from . import service
 from .errors import NotAllowed, StateConflict
 from .forms import LoopActionForm, LoopRaiseForm
 from .loop_views import FORM_FIELD, raise_from_form, send_attachment
-from .models import LoopAttachment, LoopItem
+from .models import LOOP_STATUSES, PRIORITIES, LoopAttachment, LoopItem
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -43,8 +42,8 @@ LOOP_SCHEMA: dict[str, Any] = {
         "raised_by_id": {"type": ["integer", "null"]},
         "due_at": {"type": "string", "format": "date-time"},
         "overdue": {"type": "boolean"},
-        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
-        "status": {"type": "string", "enum": ["open", "in_progress", "done", "verified"]},
+        "priority": {"type": "string", "enum": list(PRIORITIES)},
+        "status": {"type": "string", "enum": list(LOOP_STATUSES)},
         "closure_note": {"type": "string"},
         "evidence": {"type": "string"},
         "started_at": _TIME,
@@ -95,10 +94,6 @@ LOOP_DETAIL_SCHEMA: dict[str, Any] = {
 }
 
 
-def _time(moment: Any) -> str | None:
-    return as_utc(moment).isoformat() if moment is not None else None
-
-
 def loop_json(item: LoopItem) -> dict[str, Any]:
     """A loop item as the API shows it."""
     return {
@@ -112,20 +107,20 @@ def loop_json(item: LoopItem) -> dict[str, Any]:
         "subject_link": item.subject_link,
         "owner_id": item.owner_id,
         "raised_by_id": item.raised_by_id,
-        "due_at": _time(item.due_at),
+        "due_at": iso_time(item.due_at),
         "overdue": service.is_overdue(item),
         "priority": item.priority,
         "status": item.status,
         "closure_note": item.closure_note,
         "evidence": item.evidence,
-        "started_at": _time(item.started_at),
-        "closed_at": _time(item.closed_at),
-        "verified_at": _time(item.verified_at),
+        "started_at": iso_time(item.started_at),
+        "closed_at": iso_time(item.closed_at),
+        "verified_at": iso_time(item.verified_at),
         "verified_by_id": item.verified_by_id,
         "escalation_level": item.escalation_level,
         "reopen_count": item.reopen_count,
         "version": item.lock_version,
-        "created_at": _time(item.created_at),
+        "created_at": iso_time(item.created_at),
     }
 
 
@@ -142,7 +137,7 @@ def loop_detail_json(item: LoopItem) -> dict[str, Any]:
         "allowed_actions": service.allowed_actions(item, current_api_user()),
         "history": [
             {
-                "at": _time(event.at),
+                "at": iso_time(event.at),
                 "actor_id": event.actor_id,
                 "action": event.action,
                 "from_status": event.from_status,
