@@ -1,0 +1,51 @@
+"""Money and percentages as the sales tables store them: whole fen and basis points.
+
+Forms and the API speak yuan ("1234.50") and percent ("12.5"); the tables keep integers
+so sums are exact on every database. Rule files get ``Decimal`` values.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+CENTS_PER_YUAN = 100
+BASIS_POINTS_PER_PERCENT = 100
+
+
+def to_cents(value: Any) -> int:
+    """Yuan (str, int, float or Decimal) to whole fen, rounded half up.
+    Raises ValueError for text that is not a finite number."""
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"not an amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not an amount: {value!r}")
+    return int((amount * CENTS_PER_YUAN).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def yuan(cents: int | None) -> Decimal:
+    """Whole fen to yuan, two decimals (for rule facts, forms and the API)."""
+    return (Decimal(cents or 0) / CENTS_PER_YUAN).quantize(Decimal("0.01"))
+
+
+def to_basis_points(percent: Any) -> int:
+    """Percent ("12.5") to basis points (1250), rounded half up."""
+    try:
+        number = Decimal(str(percent).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"not a percentage: {percent!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a percentage: {percent!r}")
+    return int((number * BASIS_POINTS_PER_PERCENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent(basis_points: int | None) -> Decimal:
+    """Basis points to percent with two decimals (1250 -> 12.50)."""
+    return (Decimal(basis_points or 0) / BASIS_POINTS_PER_PERCENT).quantize(Decimal("0.01"))
+
+
+def format_money(cents: int | None) -> str:
+    """Thousands separators and two decimals, as a quotation prints it: 1,234,567.50."""
+    return f"{yuan(cents):,.2f}"
