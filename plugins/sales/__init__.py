@@ -43,8 +43,7 @@ def portal_plugin_meta() -> PluginMeta:
         version="0.1.0",
         clause="P3",
         description=_l(
-            "Prospects, contacts, opportunities, quotations, contracts, after-sales "
-            "and sales data."
+            "Prospects, contacts, opportunities, quotations, contracts, after-sales and sales data."
         ),
         requires=("organisation",),
     )
@@ -143,8 +142,11 @@ def portal_notification_kinds() -> list[NotificationKind]:
 def portal_event_types() -> list[EventType]:
     return [
         EventType("sales.customer_won", _l("A prospect became a customer"), ("customer_id",)),
-        EventType("sales.opportunity_closed", _l("An opportunity was won or lost"),
-                  ("opportunity_id", "outcome")),
+        EventType(
+            "sales.opportunity_closed",
+            _l("An opportunity was won or lost"),
+            ("opportunity_id", "outcome"),
+        ),
         EventType("sales.contract_signed", _l("A contract was signed"), ("contract_id",)),
         EventType("sales.complaint_closed", _l("A complaint was closed"), ("feedback_id",)),
     ]
@@ -207,9 +209,7 @@ def portal_nav_items(user: Any) -> list[NavItem]:
         NavItem("sales_quotes.index", _l("Quotations"), order=32, permission="sales.view"),
         NavItem("sales_contracts.index", _l("Contracts"), order=33, permission="sales.view"),
         NavItem("sales_aftersales.index", _l("After-sales"), order=34, permission="sales.view"),
-        NavItem(
-            "sales_reports.index", _l("Sales data"), order=36, permission="sales.view_reports"
-        ),
+        NavItem("sales_reports.index", _l("Sales data"), order=36, permission="sales.view_reports"),
     ]
 
 

@@ -48,8 +48,9 @@ def activities_for(user: User) -> sa.Select:
     )
 
 
-def get_child_or_404(model: Any, record_id: int, parent: Any, parent_key: str, user: User,
-                     verb: str = "read") -> Any:
+def get_child_or_404(
+    model: Any, record_id: int, parent: Any, parent_key: str, user: User, verb: str = "read"
+) -> Any:
     """A record without an owner of its own (line, milestone, instalment, contact
     person), reached through its parent's scope: 404 unless the parent is reachable."""
     record = db.session.get(model, record_id)
