@@ -187,11 +187,22 @@ def portal_blueprints() -> list[Any]:
     from .aftersales_views import bp as aftersales_bp
     from .contracts_views import bp as contracts_bp
     from .customers_views import bp as customers_bp
+    from .imports_views import bp as imports_bp
+    from .market_views import bp as market_bp
     from .pipeline_views import bp as pipeline_bp
     from .quotes_views import bp as quotes_bp
     from .reports_views import bp as reports_bp
 
-    return [customers_bp, pipeline_bp, quotes_bp, contracts_bp, aftersales_bp, reports_bp]
+    return [
+        customers_bp,
+        imports_bp,
+        market_bp,
+        pipeline_bp,
+        quotes_bp,
+        contracts_bp,
+        aftersales_bp,
+        reports_bp,
+    ]
 
 
 @hookimpl

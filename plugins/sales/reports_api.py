@@ -1,0 +1,10 @@
+"""JSON resources of the sales plugin: reports (placeholder until written)."""
+
+from __future__ import annotations
+
+from portal.plugins import ApiRoute
+
+
+def routes() -> list[ApiRoute]:
+    """The reports resources, mounted under /api/v1/sales."""
+    return []
