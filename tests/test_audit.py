@@ -163,6 +163,18 @@ def test_p6_3_bulk_statements_are_recorded_too(app: Any, org: dict[str, int]) ->
     assert events[3].before["parameters"] == {"password_hash_1": "***"}
 
 
+def test_p6_3_a_bulk_statement_computing_its_value_is_recorded_as_text(
+    app: Any, org: dict[str, int]
+) -> None:
+    with app.app_context(), acting_as("test:bulk"):
+        db.session.execute(
+            sa.update(User).where(User.id == org["li"]).values(display_name=User.username + "!")
+        )
+        db.session.commit()
+    (event,) = _events(app, table_name="core_user", action="bulk_update")
+    assert event.after["values"] == {"display_name": "core_user.username || '!'"}
+
+
 def test_p6_3_audit_dates_are_days_in_the_portals_time_zone(
     app: Any, client: Any, login: Any, org: dict[str, int]
 ) -> None:
@@ -186,3 +198,23 @@ def test_p6_3_audit_dates_are_days_in_the_portals_time_zone(
     assert "<code>tz_probe</code>" in second.get_data(as_text=True)
     assert "<code>tz_probe</code>" not in first.get_data(as_text=True)
     assert client.get("/admin/audit/?until=9999-12-31").status_code == 200
+
+
+def test_p6_3_an_export_is_recorded_with_who_what_and_how_many(
+    app: Any, login: Any, client: Any, org: dict[str, int]
+) -> None:
+    from portal.audit.recorder import record_access
+
+    with app.app_context(), acting_as("job:nightly-export"):
+        record_access("export", "sales_customer", {"rows": 12, "filters": {"grade": "A"}})
+        db.session.commit()
+        row = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "export")).one()
+        assert (row.actor, row.table_name, row.record_id) == (
+            "job:nightly-export",
+            "sales_customer",
+            "*",
+        )
+        assert row.after == {"rows": 12, "filters": {"grade": "A"}}
+    login(client, "auditor")
+    page = client.get("/admin/audit/?action=export").get_data(as_text=True)
+    assert "sales_customer" in page and "exported" in page

@@ -189,6 +189,34 @@ def test_p1_3_4_a_caller_that_has_written_is_never_made_to_wait_for_a_file(
         assert synced == [1]
 
 
+def test_p1_3_4_a_new_file_first_read_after_a_write_is_read_from_the_file(
+    make_app: Any, tmp_path: Path
+) -> None:
+    """A default added by an upgrade, first needed by a request that has already written:
+    it is read from its file (version 0), and published by the next refresh."""
+    defaults = tmp_path / "defaults"
+    defaults.mkdir()
+    app = make_app(
+        RULES_DEFAULT_DIR=str(defaults),
+        RULES_INSTANCE_DIR=str(tmp_path / "co"),
+        RULES_REFRESH_SECONDS=0,
+    )
+    with app.test_request_context():
+        service = rules()
+        service.refresh(force=True)
+        (defaults / "expenses.yaml").write_text(EXPENSES)  # the upgrade brings a new file
+        db.session.add(OrgUnit(name="Written", kind="team", path="/"))
+        db.session.flush()
+        service._files_checked_at = 0
+        active = service.active("expenses")
+        assert (active.version, active.version_id) == (0, None)
+        outputs = service.evaluate("expenses", CLAIM).outputs
+        assert outputs, "the unpublished file still decides"
+        db.session.commit()
+        service._files_checked_at = 0
+        assert service.active("expenses").version == 1
+
+
 def test_p1_3_4_file_problems_are_reported_and_cleared(make_app: Any, tmp_path: Path) -> None:
     app = make_app(RULES_INSTANCE_DIR=str(tmp_path), RULES_REFRESH_SECONDS=0)
     with app.test_request_context():

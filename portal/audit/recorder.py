@@ -42,7 +42,8 @@ def acting_as(label: str, user_id: int | None = None) -> Iterator[None]:
         _actor.reset(token)
 
 
-def _current_actor() -> tuple[int | None, str, str]:
+def current_actor() -> tuple[int | None, str, str]:
+    """Who is acting now: (user id, label, address), from ``acting_as`` or the request."""
     explicit = _actor.get()
     address = ""
     if has_request_context():
@@ -196,7 +197,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     new_objects = session.info.pop("portal_audit_new", [])
     if not pending and not new_objects:
         return
-    actor_id, actor, address = _current_actor()
+    actor_id, actor, address = current_actor()
     now = datetime.datetime.now(datetime.UTC)
     rows = []
     for obj in new_objects:
@@ -244,7 +245,12 @@ def _bulk_statement(orm_execute_state: Any) -> None:
     values = {}
     for column, value in (getattr(statement, "_values", None) or {}).items():
         name = getattr(column, "key", str(column))
-        values[name] = HIDDEN if name in hidden else _jsonable(getattr(value, "value", value))
+        if name in hidden:
+            values[name] = HIDDEN
+        elif isinstance(value, sa.sql.elements.BindParameter):
+            values[name] = _jsonable(value.value)
+        else:  # an SQL expression such as ``value + 1``: kept as its text
+            values[name] = str(value.compile(compile_kwargs={"literal_binds": True}))
     where, parameters = "", {}
     if statement.whereclause is not None:
         compiled = statement.whereclause.compile()
@@ -254,7 +260,7 @@ def _bulk_statement(orm_execute_state: Any) -> None:
             key: HIDDEN if key.rsplit("_", 1)[0] in hidden else _jsonable(value)
             for key, value in compiled.params.items()
         }
-    actor_id, actor, address = _current_actor()
+    actor_id, actor, address = current_actor()
     orm_execute_state.session.connection().execute(
         AuditEvent.__table__.insert(),
         [
@@ -286,3 +292,28 @@ def install(session_class: Any) -> None:
         event.listen(session_class, "before_flush", _before_flush)
         event.listen(session_class, "after_flush", _after_flush)
         event.listen(session_class, "after_soft_rollback", lambda s, t: _after_rollback(s))
+
+
+def record_access(
+    action: str, table_name: str, details: dict[str, Any], record_id: str = "*"
+) -> AuditEvent:
+    """One audit row for something that reads rather than writes but must still be
+    accountable (P6.3 data kept secure): an export, a bulk download. ``details`` says
+    what (dataset, filters, row count). Added to the session; the caller commits."""
+    from ..extensions import db
+    from ..models import utcnow
+
+    actor_id, actor, address = current_actor()
+    row = AuditEvent(
+        at=utcnow(),
+        actor_id=actor_id,
+        actor=actor[:120],
+        address=address[:64],
+        action=action[:16],
+        table_name=table_name[:120],
+        record_id=record_id[:120],
+        before=None,
+        after=_jsonable(details),
+    )
+    db.session.add(row)
+    return row

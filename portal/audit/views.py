@@ -16,13 +16,14 @@ from .models import AuditEvent
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
-ACTIONS = ("create", "update", "delete", "bulk_update", "bulk_delete")
+ACTIONS = ("create", "update", "delete", "bulk_update", "bulk_delete", "export")
 ACTION_LABELS = {
     "create": _l("created"),
     "update": _l("changed"),
     "delete": _l("deleted"),
     "bulk_update": _l("changed in bulk"),
     "bulk_delete": _l("deleted in bulk"),
+    "export": _l("exported"),
 }
 
 

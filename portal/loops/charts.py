@@ -45,7 +45,9 @@ STYLE = Style(
 )
 
 
-def _config(title: str, **options: Any) -> pygal.Config:
+def chart_config(title: str, **options: Any) -> pygal.Config:
+    """A pygal configuration that is safe for the portal: no script from a CDN, pygal's own
+    CSS inlined, the portal's colours; every chart of the core and the plugins starts here."""
     config = pygal.Config()
     config.js = []  # the default is a script on a CDN
     config.css = ["file://style.css", "file://graph.css"]  # pygal's own files, inlined
@@ -96,7 +98,7 @@ def rates_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
     """Closure and reopen rate of each group, in per cent."""
     shown = _top(rows, group)
     chart = pygal.Bar(
-        _config(_("Closure and reopen rate"), range=(0, 100), value_formatter=_percent)
+        chart_config(_("Closure and reopen rate"), range=(0, 100), value_formatter=_percent)
     )
     chart.x_labels = [row.label for row in shown]
     chart.add(_("Closure rate"), [_pct(row.closure_rate) for row in shown])
@@ -109,7 +111,7 @@ def overdue_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
     shown = _top(rows, group)
     values = [row.overdue for row in shown]
     chart = pygal.Bar(
-        _config(_("Overdue now"), value_formatter=lambda v: f"{v:.0f}", **_count_axis(values))
+        chart_config(_("Overdue now"), value_formatter=lambda v: f"{v:.0f}", **_count_axis(values))
     )
     chart.x_labels = [row.label for row in shown]
     chart.add(_("Overdue"), values)
@@ -119,7 +121,7 @@ def overdue_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
 def median_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
     """Median days from raising to done, per group."""
     shown = _top(rows, group)
-    chart = pygal.Bar(_config(_("Median days to close"), value_formatter=_days))
+    chart = pygal.Bar(chart_config(_("Median days to close"), value_formatter=_days))
     chart.x_labels = [row.label for row in shown]
     chart.add(_("Median days"), [row.median_days for row in shown])
     return chart
@@ -128,7 +130,7 @@ def median_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
 def trend_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
     """Closure and reopen rate of each bucket's cohort over time."""
     chart = pygal.Line(
-        _config(
+        chart_config(
             _("Closure and reopen rate over time"),
             range=(0, 100),
             value_formatter=_percent,
@@ -148,7 +150,7 @@ def volume_chart(rows: list[MetricRow], group: str) -> pygal.Graph:
     closed = [row.closed for row in rows]
     overdue = [row.overdue for row in rows]
     chart = pygal.Bar(
-        _config(
+        chart_config(
             _("Raised, closed and overdue over time"),
             value_formatter=lambda v: f"{v:.0f}",
             show_minor_x_labels=len(rows) <= 16,

@@ -241,7 +241,7 @@ class _Grouping:
     names: dict[Any, tuple[str, str]] = field(default_factory=dict)
 
 
-def _visible_units(viewer: User) -> list[sa.Row]:
+def visible_units(viewer: User) -> list[sa.Row]:
     """The units whose subtree gets a row: every unit for a manager, the units a
     supervisor leads and all below them, a salesperson's own unit (bounded)."""
     statement = sa.select(OrgUnit.id, OrgUnit.name, OrgUnit.path).order_by(OrgUnit.path)
@@ -263,7 +263,7 @@ def _team_grouping(viewer: User) -> _Grouping | None:
     ancestor) pairs built from the unit paths: an equality join, each item counted once
     per visible unit above its owner. (Joining the units on a LIKE of their paths made
     SQLite loop over the units and re-read the items for each.)"""
-    units = _visible_units(viewer)
+    units = visible_units(viewer)
     visible = {unit.id for unit in units}
     pairs = [
         (unit.id, int(part))
@@ -297,7 +297,7 @@ def _team_grouping(viewer: User) -> _Grouping | None:
     )
 
 
-def _no_index(column: Any) -> Any:
+def unindexed(column: Any) -> Any:
     """``column + 0`` (``column || ''`` for text) on SQLite: grouping by a bare indexed
     column makes its planner walk that index over every row (a person's whole history)
     to save a sort, instead of reading only the period's rows through the created_at
@@ -336,11 +336,11 @@ def _grouping(group: str | None, viewer: User, period: Period) -> _Grouping | No
         # Grouped by the owner column alone (names are fetched for the groups after):
         # joining the people here made SQLite walk every item of every owner in scope
         # instead of the created_at range.
-        return _Grouping(key=_no_index(LoopItem.owner_id))
+        return _Grouping(key=unindexed(LoopItem.owner_id))
     if group == "team":
         return _team_grouping(viewer)
     if group == "type":
-        return _Grouping(key=_no_index(LoopItem.type))
+        return _Grouping(key=unindexed(LoopItem.type))
     if group == "clause":
         return _Grouping(key=LoopItem.clause)
     if group == "time":

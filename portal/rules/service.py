@@ -57,9 +57,10 @@ class PublishRefused(ValueError):
 
 @dataclass(frozen=True)
 class Active:
-    """The version in force for one ruleset in this process."""
+    """The version in force for one ruleset in this process. ``version_id`` is None for
+    a file not yet published (see ``RuleService.active``)."""
 
-    version_id: int
+    version_id: int | None
     version: int
     rule_file: RuleFile
 
@@ -262,12 +263,32 @@ class RuleService:
             self._checked_at = now
 
     def active(self, name: str) -> Active:
-        """The version in force for ``name``."""
+        """The version in force for ``name``. A file never published yet (a new default
+        after an upgrade) whose first reader has already written in its transaction, so
+        that publishing must wait for the next refresh, is read straight from the file:
+        the same content, version 0, decisions without a version row."""
         self.refresh()
         found = self._active.get(name)
         if found is None:
+            found = self._unpublished_file(name)
+        if found is None:
             raise UnknownRuleset(name)
         return found
+
+    def _unpublished_file(self, name: str) -> Active | None:
+        loaded = self.file_text(name)
+        if loaded is None:
+            return None
+        rule_file, _errors = check_rule_file(
+            normalize_text(loaded[1]), f"{name}.yaml", self.vocabulary(), expected_name=name
+        )
+        if rule_file is None:
+            return None
+        try:
+            self.runtime.register(rule_file)
+        except RuleEngineError:
+            return None
+        return Active(None, 0, rule_file)
 
     def names(self) -> list[str]:
         """Rulesets with a version in force or a file."""

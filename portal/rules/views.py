@@ -103,7 +103,9 @@ def _active(name: str) -> Active | None:
 
 
 def _published_row(active: Active | None) -> RuleVersion | None:
-    return db.session.get(RuleVersion, active.version_id) if active else None
+    if active is None or active.version_id is None:  # a file not published yet
+        return None
+    return db.session.get(RuleVersion, active.version_id)
 
 
 def _normalized(text: str | None) -> str:
