@@ -61,12 +61,15 @@ def portal_migrations() -> str:
 
 @hookimpl
 def portal_permissions() -> list[Permission]:
+    # The admin holds every right a role it hands out carries (nobody grants more than
+    # they hold), so "admin" is in every list.
     readers = (*SELLERS, "finance", "admin", "auditor")
+    writers = (*SELLERS, "admin")
     return [
         Permission("sales.view", _l("See customers and the sales pipeline"), readers),
-        Permission("sales.edit", _l("Record customers, contacts, deals and complaints"), SELLERS),
-        Permission("sales.claim_pool", _l("Claim prospects from the shared pool"), SELLERS),
-        Permission("sales.import", _l("Import prospects from a file"), SELLERS),
+        Permission("sales.edit", _l("Record customers, contacts, deals and complaints"), writers),
+        Permission("sales.claim_pool", _l("Claim prospects from the shared pool"), writers),
+        Permission("sales.import", _l("Import prospects from a file"), writers),
         Permission(
             "sales.export", _l("Export sales data"), (*LEADERS, "finance", "admin", "auditor")
         ),
@@ -76,7 +79,9 @@ def portal_permissions() -> list[Permission]:
             (*LEADERS, "finance", "admin", "auditor"),
         ),
         Permission("sales.manage_products", _l("Maintain the product list"), ("manager", "admin")),
-        Permission("sales.record_payment", _l("Record payments received"), ("finance", "manager")),
+        Permission(
+            "sales.record_payment", _l("Record payments received"), ("finance", "manager", "admin")
+        ),
     ]
 
 
@@ -235,6 +240,18 @@ def portal_dashboard_widgets(user: Any) -> list[Widget]:
             permission="sales.view",
         )
     ]
+
+
+@hookimpl
+def portal_on_event(event: Any) -> None:
+    # A milestone's loop item closed anywhere (My work, the API) marks the milestone done
+    # at once, and delivery starts the satisfaction check (P3.4.2).
+    if event.name != "core.loop_changed" or event.payload.get("type") != "sales.milestone":
+        return
+    if event.payload.get("to_status") in ("done", "verified"):
+        from .contracts import sync_from_loop
+
+        sync_from_loop(event.payload["loop_id"])
 
 
 @hookimpl

@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portal.auth.models import User
 from portal.extensions import db
@@ -74,29 +76,23 @@ def contracts_for(user: User, verb: str = "read") -> sa.Select:
 
 def next_number(series: str, prefix: str, now: datetime | None = None) -> str:
     """The next document number of ``series`` this year, e.g. ``QT-2026-00042``.
-    One conditional UPDATE per try, so two requests never get the same number; the
-    caller's transaction keeps it (a rolled-back document leaves no gap unused)."""
+    The counter row is created if missing (``ON CONFLICT DO NOTHING``) and bumped by one
+    ``UPDATE ... RETURNING``, which holds the row until the caller commits: two requests
+    never get the same number, and a rolled-back document gives its number back."""
     year = (now or datetime.now(UTC)).year
-    for _attempt in range(20):
-        current = db.session.scalar(
-            sa.select(Counter.value).where(Counter.series == series, Counter.year == year)
-        )
-        if current is None:
-            try:
-                with db.session.begin_nested():
-                    db.session.add(Counter(series=series, year=year, value=1))
-                return f"{prefix}-{year}-{1:05d}"
-            except sa.exc.IntegrityError:
-                continue
-        bumped = db.session.execute(
-            sa.update(Counter)
-            .where(Counter.series == series, Counter.year == year, Counter.value == current)
-            .values(value=current + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if bumped.rowcount == 1:
-            return f"{prefix}-{year}-{current + 1:05d}"
-    raise RuntimeError(f"could not number a {series}: too many concurrent writers")
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(Counter).values(series=series, year=year, value=0).on_conflict_do_nothing()
+    )
+    value = db.session.execute(
+        sa.update(Counter)
+        .where(Counter.series == series, Counter.year == year)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    return f"{prefix}-{year}-{value:05d}"
 
 
 # -- pipeline stages -----------------------------------------------------------------------

@@ -113,6 +113,7 @@ class Customer(TimestampMixin, db.Model):
         sa.Index("ix_sales_customer_owner_last_contact", "owner_id", "last_contact_at"),
         sa.Index("ix_sales_customer_pool", "in_pool", "released_at"),
         sa.Index("ix_sales_customer_stage_last_contact", "stage", "last_contact_at"),
+        sa.Index("ix_sales_customer_owner_next_follow_up", "owner_id", "next_follow_up_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -145,6 +146,11 @@ class Customer(TimestampMixin, db.Model):
     in_pool: Mapped[bool] = mapped_column(default=False)
     released_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     previous_owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
+    # Why it last went to the pool (its owner's reason, or the follow-up sweep's).
+    release_reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    # When the present owner claimed it from the pool: the follow-up clock starts again
+    # then, and the daily claim limit counts these.
+    claimed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
     became_customer_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     lock_version: Mapped[int] = mapped_column(default=1)
@@ -366,6 +372,9 @@ class Contract(OwnedMixin, TimestampMixin, db.Model):
     satisfaction_loop_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_loop_item.id"))
     satisfaction_score: Mapped[int | None] = mapped_column()  # 1-5
     satisfaction_note: Mapped[str] = mapped_column(sa.Text, default="")
+    # Why an unsigned contract was cancelled, and when.
+    cancel_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     lock_version: Mapped[int] = mapped_column(default=1)
 
     owner: Mapped[User] = relationship(foreign_keys="Contract.owner_id", lazy="joined")
@@ -442,6 +451,8 @@ class Feedback(OwnedMixin, TimestampMixin, db.Model):
     action_taken: Mapped[str] = mapped_column(sa.Text, default="")
     customer_confirmed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     customer_confirmation: Mapped[str] = mapped_column(sa.Text, default="")
+    # Who at the customer confirmed the complaint is resolved (name, role).
+    customer_confirmed_by: Mapped[str] = mapped_column(sa.String(200), default="")
     resolved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # The complaint's own loop item (owned, due at the resolution deadline) and the root

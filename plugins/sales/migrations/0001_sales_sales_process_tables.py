@@ -100,6 +100,8 @@ def upgrade():
     sa.Column('in_pool', sa.Boolean(), nullable=False),
     sa.Column('released_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('previous_owner_id', sa.Integer(), nullable=True),
+    sa.Column('release_reason', sa.String(length=500), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('became_customer_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lock_version', sa.Integer(), nullable=False),
@@ -115,6 +117,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_sales_customer_name_key'), ['name_key'], unique=False)
         batch_op.create_index('ix_sales_customer_owner_last_contact', ['owner_id', 'last_contact_at'], unique=False)
         batch_op.create_index('ix_sales_customer_owner_name', ['owner_id', 'name'], unique=False)
+        batch_op.create_index('ix_sales_customer_owner_next_follow_up', ['owner_id', 'next_follow_up_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sales_customer_phone_key'), ['phone_key'], unique=False)
         batch_op.create_index('ix_sales_customer_pool', ['in_pool', 'released_at'], unique=False)
         batch_op.create_index('ix_sales_customer_stage_last_contact', ['stage', 'last_contact_at'], unique=False)
@@ -272,6 +275,8 @@ def upgrade():
     sa.Column('satisfaction_loop_id', sa.Integer(), nullable=True),
     sa.Column('satisfaction_score', sa.Integer(), nullable=True),
     sa.Column('satisfaction_note', sa.Text(), nullable=False),
+    sa.Column('cancel_reason', sa.Text(), nullable=False),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -345,6 +350,7 @@ def upgrade():
     sa.Column('action_taken', sa.Text(), nullable=False),
     sa.Column('customer_confirmed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('customer_confirmation', sa.Text(), nullable=False),
+    sa.Column('customer_confirmed_by', sa.String(length=200), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('loop_item_id', sa.Integer(), nullable=True),
@@ -468,6 +474,7 @@ def downgrade():
         batch_op.drop_index('ix_sales_customer_stage_last_contact')
         batch_op.drop_index('ix_sales_customer_pool')
         batch_op.drop_index(batch_op.f('ix_sales_customer_phone_key'))
+        batch_op.drop_index('ix_sales_customer_owner_next_follow_up')
         batch_op.drop_index('ix_sales_customer_owner_name')
         batch_op.drop_index('ix_sales_customer_owner_last_contact')
         batch_op.drop_index(batch_op.f('ix_sales_customer_name_key'))
