@@ -251,7 +251,7 @@ def run(label: str, database_url: str, instance: Path, requests: int) -> None:
     customer = f"/sales/customers/{ids['busy_customer']}"
     pages = [
         ("customer list", "/sales/customers/"),
-        ("kanban board", "/sales/pipeline/"),
+        ("kanban board", "/sales/pipeline/board"),
         ("funnel", "/sales/pipeline/funnel"),
     ]
     baselines = {name: measure(app, empty, path, requests) for name, path in pages}
