@@ -59,7 +59,7 @@ class QuoteHeaderForm(FlaskForm):
     payment_terms = StringField(
         _l("Payment terms"),
         validators=[Optional(), Length(max=300)],
-        description=_l("E.g. 30 % on order, 70 % on acceptance."),
+        description=_l("E.g. 30 percent on order, 70 percent on acceptance."),
     )
     payment_terms_days = StringField(
         _l("Payment due (days)"),
