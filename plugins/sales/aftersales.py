@@ -539,6 +539,12 @@ def record_cause(
     )
     if errors:
         raise ValidationFailed(errors)
+    if record.customer_confirmed_at is not None and (cause, action_taken) != (
+        record.cause,
+        record.action_taken,
+    ):
+        # The customer confirmed what was recorded then, not this: ask them again.
+        record.customer_confirmed_at = None
     record.cause, record.action_taken = cause, action_taken
     if record.status in OPEN_STATUSES:
         record.status = "resolved"
@@ -557,7 +563,8 @@ def record_confirmation(
     version: Any = None,
     now: datetime | None = None,
 ) -> Feedback:
-    """Record that the customer confirmed the resolution: who confirmed, and how."""
+    """Record that the customer confirmed the resolution: who confirmed, and how. A
+    complaint's customer confirms what was done, so its cause and action come first."""
     now = _now(now)
     _check_version(record, version)
     _not_closed(record)
@@ -575,6 +582,12 @@ def record_confirmation(
         errors,
         required=_l("Say what the customer confirmed and how (call, email, signed note)."),
     )
+    if record.kind == "complaint" and not (
+        (record.cause or "").strip() and (record.action_taken or "").strip()
+    ):
+        errors.setdefault("customer_confirmation", []).append(
+            _("Record the cause and the action taken first: the customer confirms them.")
+        )
     if errors:
         raise ValidationFailed(errors)
     record.customer_confirmed_by = confirmed_by
@@ -814,7 +827,8 @@ def allowed_actions(record: Feedback, may_write: bool) -> list[str]:
     if record.first_responded_at is None:
         found.append("respond")
     found.append("record_cause")
-    found.append("confirm")
+    if record.kind != "complaint" or (record.cause and record.action_taken):
+        found.append("confirm")
     if record.kind == "complaint" and record.corrective_loop_id is None:
         found.append("raise_corrective")
     found.append("close")

@@ -33,7 +33,7 @@ from werkzeug.routing import BuildError
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import like_pattern, paginate
-from portal.loops.charts import STYLE, render_svg
+from portal.loops.charts import chart_config, render_svg
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
@@ -406,30 +406,10 @@ def trends() -> Any:
     )
 
 
-def _chart_config(title: str, **options: Any) -> pygal.Config:
-    config = pygal.Config()
-    config.js = []  # the default is a script on a CDN
-    config.css = ["file://style.css", "file://graph.css"]
-    config.disable_xml_declaration = True
-    config.style = STYLE
-    config.width, config.height = 640, 360
-    config.title = title
-    config.no_data_text = _("No data for this period")
-    config.legend_at_bottom = True
-    config.truncate_legend = 40
-    config.x_label_rotation = 25
-    config.tooltip_fancy_mode = False
-    for key, value in options.items():
-        setattr(config, key, value)
-    return config
-
-
 def categories_chart(found: service.Trends) -> pygal.Graph:
     """Feedback and complaints per month, stacked by category."""
     chart = pygal.StackedBar(
-        _chart_config(
-            _("Feedback and complaints by category"), value_formatter=lambda v: f"{v:.0f}"
-        )
+        chart_config(_("Feedback and complaints by category"), value_formatter=lambda v: f"{v:.0f}")
     )
     chart.x_labels = [month.label for month in found.months]
     for category in found.categories:
@@ -442,7 +422,7 @@ def categories_chart(found: service.Trends) -> pygal.Graph:
 def sla_chart(found: service.Trends) -> pygal.Graph:
     """Average hours to first response and to resolution per month."""
     chart = pygal.Line(
-        _chart_config(
+        chart_config(
             _("Average hours to first response and to resolution"),
             value_formatter=lambda v: f"{v:.1f}",
         )

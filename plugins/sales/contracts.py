@@ -19,7 +19,7 @@ import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,12 +49,13 @@ from .models import (
     Contract,
     Customer,
     Milestone,
+    NegotiationNote,
     Opportunity,
     PaymentInstalment,
     Quotation,
 )
-from .money import format_money, yuan
-from .vocabulary import LABELS, label
+from .money import MAX_AMOUNT_CENTS, format_money, yuan
+from .vocabulary import LABELS, label, rule_text
 
 SUBJECT_TABLE = "sales_contract"
 REVIEW_KIND = "sales.contract_review"
@@ -70,7 +71,6 @@ MAX_INSTALMENTS = 24
 MAX_TERMS_DAYS = 3650
 MAX_TEXT = 10_000
 MAX_REASON = 2000
-MAX_AMOUNT_CENTS = 10**14  # a trillion yuan: beyond any real contract, a typo
 SATISFACTION_SCORES = (1, 2, 3, 4, 5)
 
 REVIEW_OUTCOME = {
@@ -183,7 +183,7 @@ def review_messages(request: ApprovalRequest | None) -> list[dict[str, str]]:
             name = str(action.get("name", "")).removeprefix("core.")
             message = str((action.get("arguments") or {}).get("message", ""))
             if name in ("flag", "block") and message:
-                entry = {"kind": name, "message": message}
+                entry = {"kind": name, "message": str(rule_text(message))}
                 if entry not in found:
                     found.append(entry)
     return found
@@ -198,7 +198,10 @@ def review_preview(contract: Contract) -> dict[str, Any] | None:
         return None
     outputs = evaluation.outputs
     messages = [
-        {"kind": str(name).removeprefix("core."), "message": str(arguments.get("message", ""))}
+        {
+            "kind": str(name).removeprefix("core."),
+            "message": str(rule_text(str(arguments.get("message", "")))),
+        }
         for decision in evaluation.decisions
         for name, arguments in decision.actions
         if str(name).removeprefix("core.") in ("flag", "block")
@@ -206,7 +209,7 @@ def review_preview(contract: Contract) -> dict[str, Any] | None:
     return {
         "reviewers": list(outputs.get("reviewers") or []),
         "decision": outputs.get("decision") or "review",
-        "reason": outputs.get("reason") or "",
+        "reason": str(rule_text(outputs.get("reason") or "")),
         "messages": messages,
     }
 
@@ -305,7 +308,7 @@ def default_values(quotation: Quotation, today: date) -> ContractValues:
     amount = int(quotation.total_cents or 0)
     deposit_answer = _plan_answer("deposit", quotation.delivery_method)
     share = Decimal(str(deposit_answer.get("percent") or 0))
-    deposit = int((Decimal(amount) * share / 100).quantize(Decimal(1)))
+    deposit = int((Decimal(amount) * share / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     final_on = last + timedelta(days=terms)
     if 0 < deposit < amount:
         deposit_on = today + timedelta(days=int(deposit_answer.get("days") or 0))
@@ -642,10 +645,17 @@ def submit_for_review(
         raise ValidationFailed(errors)
     facts = review_facts(contract)
     previous = approval_of(contract)
+    resend = (
+        previous is not None and previous.status == "returned" and previous.requester_id == actor.id
+    )
     contract.status = "in_review"
     contract.updated_at = utcnow()
+    if not resend:
+        # The new request decides, also when the rule file decides it at once inside
+        # ``submit``: ``on_review_decided`` ignores any request but the contract's own.
+        contract.approval_request_id = None
     db.session.flush()
-    if previous is not None and previous.status == "returned" and previous.requester_id == actor.id:
+    if resend:
         request = approvals.resubmit(previous, actor, facts, now=now)
     else:
         request = approvals.submit(
@@ -694,7 +704,7 @@ def on_review_decided(request: ApprovalRequest) -> None:
         "returned": _l("Contract %(number)s returned for changes", number=contract.number),
     }
     last = acted[-1] if acted else None
-    body = (last.comment if last is not None else "") or request.reason or ""
+    body = (last.comment if last is not None else "") or rule_text(request.reason)
     notify(
         contract.owner_id,
         "sales.contract_decided",
@@ -1123,5 +1133,23 @@ def cancel_contract(
     contract.cancel_reason = reason
     contract.cancelled_at = now
     contract.updated_at = now
+    quotation = db.session.get(Quotation, contract.quotation_id)
+    if quotation is not None and quotation.status == "accepted":
+        # The deal as accepted is off. Declined, the quotation can be revised and the
+        # opportunity quoted again: one contract per quotation and one accepted
+        # quotation per opportunity would otherwise leave it stuck for good.
+        quotation.status = "declined"
+        db.session.add(
+            NegotiationNote(
+                quotation_id=quotation.id,
+                author_id=actor.id,
+                body=_(
+                    "Contract %(number)s cancelled: %(reason)s",
+                    number=contract.number,
+                    reason=reason,
+                ),
+                created_at=now,
+            )
+        )
     db.session.flush()
     return contract

@@ -24,8 +24,9 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from portal.org.forms import _optional_int
+
 from .contracts import (
-    MAX_AMOUNT_CENTS,
     MAX_INSTALMENTS,
     MAX_REASON,
     MAX_TERMS_DAYS,
@@ -35,7 +36,7 @@ from .contracts import (
     checklist_items,
 )
 from .models import MILESTONE_KINDS
-from .money import format_money, to_cents, yuan
+from .money import MAX_AMOUNT_CENTS, format_money, to_cents, yuan
 from .vocabulary import LABELS, label
 
 
@@ -59,7 +60,10 @@ class YuanField(StringField):
             exponent = None
         if not isinstance(exponent, int) or exponent < -2:
             raise ValueError(_l("Enter an amount in yuan with at most two decimals: 1234.50."))
-        cents = to_cents(text)
+        try:
+            cents = to_cents(text)
+        except ValueError:  # 1e30: more digits than any amount
+            raise ValueError(_l("The amount is too large.")) from None
         if abs(cents) > MAX_AMOUNT_CENTS:
             raise ValueError(_l("The amount is too large."))
         self.data = cents
@@ -71,15 +75,6 @@ class YuanField(StringField):
         if self.raw_text is not None:
             return self.raw_text
         return str(yuan(self.data)) if self.data is not None else ""
-
-
-def _optional_int(value: Any) -> int | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(_l("Not a valid choice.")) from None
 
 
 class ChecklistForm(Form):

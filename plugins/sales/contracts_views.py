@@ -53,7 +53,7 @@ from .contracts_forms import (
 )
 from .models import MILESTONE_KINDS, Contract, Customer, Milestone, Opportunity, Quotation
 from .money import format_money
-from .vocabulary import label
+from .vocabulary import label, rule_text
 
 bp = Blueprint("sales_contracts", __name__, template_folder="templates")
 
@@ -219,6 +219,7 @@ def _detail_context(contract: Contract, submitted: dict[str, Any] | None = None)
         "review": review,
         "review_steps": approvals.timeline(review) if review is not None else [],
         "review_messages": service.review_messages(review),
+        "review_reason": str(rule_text(review.reason)) if review is not None else "",
         "preview": (
             service.review_preview(contract)
             if may_edit and contract.status in service.EDITABLE_STATUSES
@@ -462,7 +463,7 @@ def _review_message(review: Any) -> str:
     if review.status == "rejected":
         return _(
             "The rule file refused the contract: %(reason)s",
-            reason=review.reason or _("no reason given"),
+            reason=rule_text(review.reason) or _("no reason given"),
         )
     if review.status == "approved":
         return _("The contract needs no review and is approved for signing.")

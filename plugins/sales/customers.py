@@ -41,7 +41,7 @@ from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
 from portal.rules.engine import Evaluation, RuleInputError
 from portal.rules.service import RuleBlocked, UnknownRuleset, apply_actions, rules
-from portal.scoping import scoped
+from portal.scoping import can_reach, scoped
 
 from .common import customers_for
 from .models import (
@@ -196,14 +196,29 @@ def _held_by(customer: Customer) -> str:
     return _("owner %(name)s", name=customer.owner.display_name if customer.owner else "?")
 
 
+def _may_name(found: Customer, viewer: User | None) -> bool:
+    """Whether a duplicate's own name may be told to ``viewer``: a pool prospect (the
+    pool is open to all) or a file in their read scope. Anyone else's customer is only
+    "on file (owner X)": a phone number or tax ID must not reveal whose customer it is."""
+    if viewer is None:
+        return False
+    return found.owner_id is None or can_reach(found, viewer)
+
+
 def duplicate_errors(
-    name: str | None, phone: str | None, tax_id: str | None, exclude_id: int | None = None
+    name: str | None,
+    phone: str | None,
+    tax_id: str | None,
+    exclude_id: int | None = None,
+    viewer: User | None = None,
 ) -> dict[str, list[str]]:
-    """Per-field messages naming the existing record each duplicate key matches."""
+    """Per-field messages saying each duplicate key is on file and who holds it; the
+    existing record's name only when ``viewer`` may read it (P2 scope)."""
     errors: dict[str, list[str]] = {}
     key, number, tax = name_key(name), phone_key(phone), normalize_tax_id(tax_id)
     for found in find_duplicates(name, phone, tax_id, exclude_id):
         held = _held_by(found)
+        named = _may_name(found, viewer)
         if key and found.name_key == key and "name" not in errors:
             errors["name"] = [
                 _(
@@ -211,6 +226,8 @@ def duplicate_errors(
                     name=found.name,
                     held=held,
                 )
+                if named
+                else _("A customer with this name already exists (%(held)s).", held=held)
             ]
         if number and found.phone_key == number and "phone" not in errors:
             errors["phone"] = [
@@ -219,6 +236,8 @@ def duplicate_errors(
                     name=found.name,
                     held=held,
                 )
+                if named
+                else _("This phone number is already on file (%(held)s).", held=held)
             ]
         if tax and found.tax_id == tax and "tax_id" not in errors:
             errors["tax_id"] = [
@@ -227,6 +246,8 @@ def duplicate_errors(
                     name=found.name,
                     held=held,
                 )
+                if named
+                else _("This tax ID is already on file (%(held)s).", held=held)
             ]
     return errors
 
@@ -497,13 +518,15 @@ def _validated(
     return data, errors
 
 
-def validation_errors(values: Mapping[str, Any], current: Customer | None = None) -> dict:
+def validation_errors(
+    values: Mapping[str, Any], current: Customer | None = None, viewer: User | None = None
+) -> dict:
     """Every per-field problem of ``values`` (fields and duplicates) without writing:
     a page whose form already failed shows these too, so all messages come at once."""
     data, errors = _validated(values, current)
     exclude = current.id if current is not None else None
     for field, messages in duplicate_errors(
-        data["name"], data["phone"], data["tax_id"], exclude_id=exclude
+        data["name"], data["phone"], data["tax_id"], exclude_id=exclude, viewer=viewer
     ).items():
         errors.setdefault(field, messages)
     return errors
@@ -536,7 +559,9 @@ def create_customer(
     owner = actor if owner is _ACTOR else owner
     data, errors = _validated(values, None)
     _check_owner(owner, actor, errors)
-    for field, messages in duplicate_errors(data["name"], data["phone"], data["tax_id"]).items():
+    for field, messages in duplicate_errors(
+        data["name"], data["phone"], data["tax_id"], viewer=actor
+    ).items():
         errors.setdefault(field, messages)
     if errors:
         raise ValidationFailed(errors)
@@ -589,24 +614,35 @@ def update_customer(
     """Change the file (fields left out keep their value), judged again by the
     screening file. ``expected_version`` is the lock version the person read: a file
     changed since is a conflict (StateConflict, 409), never a silent overwrite.
-    ``owner`` hands the customer (and its open follow-ups) to someone else."""
+    ``owner`` hands the customer (and its open follow-ups) to someone else; a pool
+    prospect given an owner leaves the pool as a claim does (new clock, first
+    follow-up), and ``owner=None`` leaves it in the pool."""
     now = as_utc(now) or utcnow()
     if expected_version is not None and expected_version != customer.lock_version:
         raise StateConflict(conflict_text())
     data, errors = _validated(values, customer)
     new_owner = customer.owner if owner is _ACTOR else owner
+    from_pool = customer.owner_id is None and new_owner is not None
     if owner is not _ACTOR and new_owner is None and customer.owner_id is not None:
         errors["owner_id"] = [_("Release a prospect to the shared pool with its own button.")]
     elif new_owner is not None and new_owner.id != customer.owner_id:
         _check_owner(new_owner, actor, errors)
+    if new_owner is None and data["stage"] == "customer" and customer.stage == "prospect":
+        errors.setdefault("stage", []).append(
+            _("A prospect in the shared pool becomes a customer once someone owns it.")
+        )
     for field, messages in duplicate_errors(
-        data["name"], data["phone"], data["tax_id"], exclude_id=customer.id
+        data["name"], data["phone"], data["tax_id"], exclude_id=customer.id, viewer=actor
     ).items():
         errors.setdefault(field, messages)
     if errors:
         raise ValidationFailed(errors)
     evaluation, version_id = _screen(data)
     promoted = customer.stage == "prospect" and data["stage"] == "customer"
+    grade = data["grade"] or evaluation.outputs.get("grade") or customer.grade or "C"
+    cadence = None
+    if from_pool:  # the rule file first, before anything is written
+        cadence = _cadence_evaluation(customer.stage, grade, has_open_opportunity(customer.id))
     for name in FIELDS:
         if name in ("stage", "tax_id", "grade"):
             continue
@@ -614,14 +650,19 @@ def update_customer(
     customer.name_key = name_key(data["name"])
     customer.phone_key = phone_key(data["phone"])
     customer.tax_id = data["tax_id"] or None
-    customer.grade = data["grade"] or evaluation.outputs.get("grade") or customer.grade or "C"
+    customer.grade = grade
     customer.qualified = bool(evaluation.outputs.get("qualified"))
     customer.updated_at = now
     if new_owner is not None and new_owner.id != customer.owner_id:
         _hand_over_follow_ups(customer, new_owner, actor, now)
         customer.owner = new_owner
+    if from_pool:
+        customer.in_pool = False
+        customer.claimed_at = now  # the follow-up clock starts again, as on a claim
     db.session.flush()
     _record(evaluation, customer.id, version_id, now)
+    if from_pool:
+        _schedule_follow_up(customer, actor, None, "", cadence, now)
     if promoted:
         promote_to_customer(customer, actor, now=now)
     return customer
@@ -822,7 +863,7 @@ def filter_customers(
     if qualified in ("0", "1"):
         statement = statement.where(Customer.qualified.is_(qualified == "1"))
     owner = _arg(args, "owner", 20)
-    if owner.isdigit() and 0 < int(owner) < 2**62:
+    if owner.isascii() and owner.isdigit() and 0 < int(owner) < 2**62:  # not "²": int() fails
         statement = statement.where(Customer.owner_id == int(owner))
     if _arg(args, "overdue", 5).lower() in TRUE_WORDS:
         statement = statement.where(Customer.next_follow_up_at < now)

@@ -80,6 +80,20 @@ CUSTOMER_DETAIL_SCHEMA: dict[str, Any] = {
         },
     },
 }
+# A pool prospect as the pool page shows it: enough to choose one, not the phone,
+# email, tax ID, address or the former owner's notes (a claim gives the whole file).
+POOL_FIELDS = ("name", "stage", "grade", "industry", "size", "region", "city", "source", "need")
+POOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        **{name: _TEXT for name in POOL_FIELDS},
+        "qualified": {"type": "boolean"},
+        "released_at": _TIME,
+        "release_reason": _TEXT,
+        "previous_owner_id": {"type": ["integer", "null"]},
+    },
+}
 ACTIVITY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -117,6 +131,18 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "became_customer_at": iso_time(customer.became_customer_at),
         "created_at": iso_time(customer.created_at),
         "lock_version": customer.lock_version,
+    }
+
+
+def pool_json(customer: Customer) -> dict[str, Any]:
+    """A pool prospect as the API lists it (what the pool page shows)."""
+    return {
+        "id": customer.id,
+        **{name: getattr(customer, name) or "" for name in POOL_FIELDS},
+        "qualified": customer.qualified,
+        "released_at": iso_time(customer.released_at),
+        "release_reason": customer.release_reason or "",
+        "previous_owner_id": customer.previous_owner_id,
     }
 
 
@@ -237,8 +263,10 @@ def update_customer(customer_id: int) -> Any:
     current = {**service.customer_values(customer), "owner_id": owner_id}
     form = validated(CustomerForm, {**current, **body}, actor=user)
     owner = db.session.get(User, form.owner_id.data) if form.owner_id.data else user
-    if not form.may_choose_owner and "owner_id" not in body:
-        owner = customer.owner
+    if (not form.may_choose_owner and "owner_id" not in body) or (
+        customer.owner_id is None and not form.owner_id.data
+    ):
+        owner = customer.owner  # a pool prospect stays in the pool unless given an owner
     try:
         service.update_customer(
             customer,
@@ -297,7 +325,7 @@ def log_activity(customer_id: int) -> Any:
 def list_pool() -> Any:
     """The shared pool: prospects without owner, most recently released first (same
     filters as the list, without owner)."""
-    return page_response(paginate(service.pool_list(request.args), api=True), customer_json)
+    return page_response(paginate(service.pool_list(request.args), api=True), pool_json)
 
 
 def claim(customer_id: int) -> Any:
@@ -345,7 +373,7 @@ def routes() -> list[ApiRoute]:
             summary="The shared pool of prospects",
             permission="sales.claim_pool",
             paginated=True,
-            schema=CUSTOMER_SCHEMA,
+            schema=POOL_SCHEMA,
             tag="sales",
         ),
         ApiRoute(

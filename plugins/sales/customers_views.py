@@ -197,7 +197,7 @@ def new() -> Any:
 def _more_messages(form: CustomerForm, customer: Customer | None) -> None:
     """The form failed: add the service's messages for the other fields, so the person
     sees every problem (a duplicate too) at once."""
-    for name, messages in service.validation_errors(form.values(), customer).items():
+    for name, messages in service.validation_errors(form.values(), customer, current_user).items():
         field = getattr(form, name, None)
         if field is not None and not field.errors:
             field.errors = list(messages)
@@ -209,6 +209,9 @@ def edit(customer_id: int) -> Any:
     """Change the file; screened again. Saving over a newer version is refused (409)."""
     customer = get_customer_or_404(customer_id, current_user, "write")
     form = CustomerForm(actor=current_user, obj=None if request.method == "POST" else customer)
+    in_pool = customer.owner_id is None
+    if in_pool:  # a manager mending a pool prospect's file does not take it by the way
+        form.owner_id.choices[0] = (None, _("Nobody: it stays in the shared pool"))
     if request.method == "GET":
         form.owner_id.data = None if customer.owner_id == current_user.id else customer.owner_id
         form.lock_version.data = customer.lock_version
@@ -218,7 +221,7 @@ def edit(customer_id: int) -> Any:
     if not form.validate():
         _more_messages(form, customer)
         return render_template("sales/customers/form.html", form=form, customer=customer), 422
-    owner = _person(form.owner_id.data) or current_user
+    owner = _person(form.owner_id.data) or (None if in_pool else current_user)
     if not form.may_choose_owner:
         owner = customer.owner
     values = form.values()

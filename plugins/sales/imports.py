@@ -137,57 +137,10 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 _HEADER_TO_FIELD = {alias: name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
 
 # Words people type for coded values, besides the codes and their labels in every
-# language of the portal (Chinese exports rarely use the codes).
+# language of the portal (Chinese exports rarely use the codes). Industries and regions
+# take the customers area's words (``customers.canonical_code``), as the form and the
+# API do, so a file and a person are understood alike.
 VALUE_ALIASES: dict[str, dict[str, str]] = {
-    "industry": {
-        "制造业": "manufacturing",
-        "制造": "manufacturing",
-        "机械": "machinery",
-        "机械设备": "machinery",
-        "装备制造": "machinery",
-        "电子": "electronics",
-        "电子电器": "electronics",
-        "汽车": "automotive",
-        "汽车零部件": "automotive",
-        "医疗": "medical",
-        "医药": "medical",
-        "医疗器械": "medical",
-        "能源": "energy",
-        "电力": "energy",
-        "化工": "chemicals",
-        "食品": "food",
-        "食品饮料": "food",
-        "建筑": "construction",
-        "房地产": "construction",
-        "物流": "logistics",
-        "零售": "retail",
-        "批发": "retail",
-        "商贸": "retail",
-        "教育": "education",
-        "政府": "government",
-        "事业单位": "government",
-        "it": "it_services",
-        "软件": "it_services",
-        "信息技术": "it_services",
-        "互联网": "it_services",
-        "金融": "finance",
-        "保险": "finance",
-        "农业": "agriculture",
-        "其他": "other",
-        "其它": "other",
-    },
-    "region": {
-        "华东": "east",
-        "华北": "north",
-        "华南": "south",
-        "华中": "central",
-        "西南": "southwest",
-        "西北": "northwest",
-        "东北": "northeast",
-        "海外": "overseas",
-        "境外": "overseas",
-        "国外": "overseas",
-    },
     "size": {
         "微型": "micro",
         "小型": "small",
@@ -580,7 +533,12 @@ class RowChecker:
             match = re.fullmatch(r"([a-d])(级|类)?(客户)?", key)
             if match:
                 return match.group(1).upper()
-        return self.lookups[name].get(key)
+        found = self.lookups[name].get(key)
+        if found is None and name in ("industry", "region"):
+            from .customers import canonical_code
+
+            found = canonical_code(name, value)
+        return found
 
     def prepare(self, values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, list[str]]]:
         """The values as ``create_customer`` takes them (labels and synonyms of coded

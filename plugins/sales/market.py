@@ -99,8 +99,11 @@ def area_codes() -> dict[str, tuple[str, ...]]:
     }
 
 
-def _clean(values: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """Checked values of a note, or ValidationFailed with a message per field."""
+def _clean(
+    values: Mapping[str, Any], today: date, current: MarketNote | None = None
+) -> dict[str, Any]:
+    """Checked values of a note, or ValidationFailed with a message per field. A note
+    being changed may keep an industry or region an admin has since removed."""
     problems: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
     kind = str(values.get("kind") or "market").strip()
@@ -117,7 +120,9 @@ def _clean(values: Mapping[str, Any], today: date) -> dict[str, Any]:
     if kind == "competitor" and not cleaned["competitor"]:
         problems.setdefault("competitor", []).append(_("Name the competitor this note is about."))
     for name, allowed in area_codes().items():
-        if cleaned[name] and allowed and cleaned[name] not in allowed and name not in problems:
+        kept = current is not None and cleaned[name] == getattr(current, name)
+        unknown = cleaned[name] and allowed and cleaned[name] not in allowed
+        if unknown and not kept and name not in problems:
             problems[name] = [_("Choose one of the values offered.")]
     body = str(values.get("body") or "").strip()
     if len(body) > MAX_BODY:
@@ -156,7 +161,7 @@ def update_note(
     note: MarketNote, values: Mapping[str, Any], actor: User, now: datetime | None = None
 ) -> MarketNote:
     """Change a note (the caller checked the write scope)."""
-    cleaned = _clean(values, local_today(now))
+    cleaned = _clean(values, local_today(now), note)
     for name, value in cleaned.items():
         setattr(note, name, value)
     db.session.flush()

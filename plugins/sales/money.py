@@ -11,18 +11,24 @@ from typing import Any
 
 CENTS_PER_YUAN = 100
 BASIS_POINTS_PER_PERCENT = 100
+# A trillion yuan: beyond any real quotation or contract (a typo), and far inside the
+# 64-bit columns the sums are stored in.
+MAX_AMOUNT_CENTS = 10**14
 
 
 def to_cents(value: Any) -> int:
     """Yuan (str, int, float or Decimal) to whole fen, rounded half up.
-    Raises ValueError for text that is not a finite number."""
+    Raises ValueError for text that is not a finite number, or one too long to hold."""
     try:
         amount = Decimal(str(value).strip().replace(",", ""))
     except (InvalidOperation, ValueError):
         raise ValueError(f"not an amount: {value!r}") from None
     if not amount.is_finite():
         raise ValueError(f"not an amount: {value!r}")
-    return int((amount * CENTS_PER_YUAN).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return int((amount * CENTS_PER_YUAN).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # more digits than the context holds (1e30): no real amount
+        raise ValueError(f"not an amount: {value!r}") from None
 
 
 def yuan(cents: int | None) -> Decimal:
@@ -38,7 +44,10 @@ def to_basis_points(percent: Any) -> int:
         raise ValueError(f"not a percentage: {percent!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a percentage: {percent!r}")
-    return int((number * BASIS_POINTS_PER_PERCENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return int((number * BASIS_POINTS_PER_PERCENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation:
+        raise ValueError(f"not a percentage: {percent!r}") from None
 
 
 def percent(basis_points: int | None) -> Decimal:

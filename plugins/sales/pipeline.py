@@ -31,7 +31,7 @@ from portal.auth.models import User
 from portal.events import emit
 from portal.extensions import db
 from portal.listing import like_pattern
-from portal.loops.service import local_midnight, local_today
+from portal.loops.service import MAX_DUE_DAYS, local_midnight, local_today
 from portal.models import utcnow
 from portal.org.models import OrgUnit
 from portal.org.services import ValidationFailed
@@ -49,7 +49,6 @@ CARDS_PER_COLUMN = 50
 MAX_CHOICES = 500  # people and units offered in a filter
 MAX_AMOUNT_CENTS = 10**14  # one trillion yuan: beyond any real deal
 MAX_TEXT = 20_000
-MAX_FUTURE_YEARS = 10
 
 # The fields a person edits on the opportunity form (service names; ``amount`` is in
 # yuan and stored as ``amount_cents``).
@@ -321,13 +320,20 @@ def int_arg(args: Mapping[str, Any], name: str) -> int | None:
     return number if 0 < number < 2**31 else None
 
 
+# The days a query string may name (filters, the funnel's period): wider than any real
+# data, narrow enough that the day after, and its local midnight, still exist.
+EARLIEST_ARG_DAY = date(1900, 1, 1)
+LATEST_ARG_DAY = date(9998, 12, 31)
+
+
 def month_arg(text: str | None) -> date | None:
     """The first day of a month given as YYYY-MM, or None."""
     try:
         year, month = (int(part) for part in (text or "").split("-", 1))
-        return date(year, month, 1)
+        first = date(year, month, 1)
     except (TypeError, ValueError):
         return None
+    return first if EARLIEST_ARG_DAY <= first <= LATEST_ARG_DAY else None
 
 
 def _open_or_recent(now: datetime) -> Any:
@@ -352,12 +358,11 @@ def parse_amount(value: Any) -> int:
         raise ValueError(_("Enter an amount in yuan, e.g. 12500 or 12500.50."))
     if amount < 0:
         raise ValueError(_("The amount cannot be negative."))
+    if amount > Decimal(MAX_AMOUNT_CENTS) / 100:  # before quantize: it fails on huge numbers
+        raise ValueError(_("The amount is too large."))
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(_("Use at most two decimals (fen)."))
-    cents = int(amount * 100)
-    if cents > MAX_AMOUNT_CENTS:
-        raise ValueError(_("The amount is too large."))
-    return cents
+    return int(amount * 100)
 
 
 def parse_day(value: Any, today: date | None = None) -> date:
@@ -372,7 +377,7 @@ def parse_day(value: Any, today: date | None = None) -> date:
     today = today or local_today()
     if value.year < 2000:
         raise ValueError(_("The date is too far in the past."))
-    if value > today.replace(year=today.year + MAX_FUTURE_YEARS):
+    if value > today + timedelta(days=MAX_DUE_DAYS):  # the loops' ten years (29 February too)
         raise ValueError(_("The date is too far away: at most ten years from now."))
     return value
 
@@ -801,9 +806,10 @@ def period_bounds(key: str, today: date) -> tuple[date, date]:
 
 def _day_arg(text: str | None) -> date | None:
     try:
-        return date.fromisoformat((text or "").strip()) if text else None
+        day = date.fromisoformat((text or "").strip()) if text else None
     except ValueError:
         return None
+    return day if day is None or EARLIEST_ARG_DAY <= day <= LATEST_ARG_DAY else None
 
 
 def read_period(args: Mapping[str, Any], today: date) -> tuple[str, date, date]:
@@ -1031,29 +1037,26 @@ def funnel_svg(result: Funnel) -> bytes:
     step on top (pygal draws a horizontal bar chart from the bottom up)."""
     import pygal
 
-    from portal.loops.charts import STYLE, render_svg
+    from portal.loops.charts import chart_config, render_svg
 
-    config = pygal.Config()
-    config.js = []
-    config.css = ["file://style.css", "file://graph.css"]
-    config.disable_xml_declaration = True
-    config.style = STYLE
-    config.width = 640
-    config.height = 360
-    config.title = _("Deals reaching each stage")
-    config.no_data_text = _("No opportunities were created in this period")
-    config.legend_at_bottom = True
-    config.truncate_label = 24
-    config.print_values = True
-    config.value_formatter = lambda value: f"{value:.0f}"
-    # Whole-number ticks (pygal would label fractions of a deal).
-    highest = max([1, *result.total.reached])
-    step = max(1, math.ceil(highest / 6))
-    top = step * math.ceil(highest / step)
-    config.range = (0, top)
-    config.y_labels = list(range(0, top + 1, step))
+    ticks: dict[str, Any] = {}
+    if result.total.created:  # pygal cannot place ticks on a chart without data
+        # Whole-number ticks (pygal would label fractions of a deal).
+        highest = max([1, *result.total.reached])
+        step = max(1, math.ceil(highest / 6))
+        top = step * math.ceil(highest / step)
+        ticks = {"range": (0, top), "y_labels": list(range(0, top + 1, step))}
+    config = chart_config(
+        _("Deals reaching each stage"),
+        no_data_text=_("No opportunities were created in this period"),
+        truncate_label=24,
+        x_label_rotation=0,
+        print_values=True,
+        value_formatter=lambda value: f"{value:.0f}",
+        **ticks,
+    )
     chart = pygal.HorizontalBar(config)
-    labels = [stage_label(step.code) for step in result.steps]
+    labels = [stage_label(stage.code) for stage in result.steps]
     chart.x_labels = list(reversed(labels))
     if result.total.created:
         chart.add(_("Deals"), list(reversed(result.total.reached)))

@@ -263,7 +263,7 @@ def funnel_json() -> Any:
     _period, since, until = pipeline.read_period(request.args, local_today())
     group = request.args.get("group", "person")
     group = group if group in pipeline.FUNNEL_GROUPS else "person"
-    owner_id = request.args.get("owner_id", type=int)
+    owner_id = pipeline.int_arg(request.args, "owner_id")
     result = pipeline.funnel(user, since, until, group, pipeline.Filters(owner_id=owner_id))
 
     def row_json(row: pipeline.FunnelRow) -> dict[str, Any]:

@@ -184,7 +184,10 @@ class OpportunityCreateApiForm(OpportunityForm):
 
     customer_id = IntegerField(
         _l("Customer"),
-        validators=[InputRequired(message=_l("Choose the customer.")), NumberRange(min=1)],
+        validators=[
+            InputRequired(message=_l("Choose the customer.")),
+            NumberRange(min=1, max=2**31 - 1),  # an id; larger overflows the database
+        ],
     )
 
 

@@ -24,6 +24,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidO
 from typing import Any
 
 import sqlalchemy as sa
+from flask import abort
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -45,7 +46,8 @@ from .models import (
     Quotation,
     QuoteLine,
 )
-from .money import to_basis_points, to_cents
+from .money import MAX_AMOUNT_CENTS, format_money, percent, to_basis_points, to_cents, yuan
+from .vocabulary import rule_text
 
 APPROVAL_KIND = "sales.discount"
 RULESET = "discount_approval"
@@ -65,23 +67,12 @@ MAX_UNIT_PRICE_CENTS = 100_000_000_000  # one thousand million yuan a unit
 MAX_TERMS_DAYS = 365
 MAX_NOTE = 4000
 BP_FULL = 10_000  # 100 % in basis points
-
-# Reasons the shipped rule file gives, so readers see them in their language. A reason
-# an admin writes into a new version is shown as written.
-RULE_REASONS = {
-    "Above the absolute discount cap": _l("Above the absolute discount cap"),
-    "The price would be below cost": _l("The price would be below cost"),
-    "Thin margin or large deal": _l("Thin margin or large deal"),
-    "Above the requester's discount authority": _l("Above the requester's discount authority"),
-}
+MAX_ID = 2**62  # ids beyond what a database column holds are no record (the core's bound)
 
 
 def reason_label(reason: str | None) -> str:
     """A rule file's reason in the reader's language when it is one the code knows."""
-    if not reason:
-        return ""
-    known = RULE_REASONS.get(reason)
-    return str(known) if known is not None else reason
+    return str(rule_text(reason))
 
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -170,14 +161,13 @@ def _money(value: str, errors: list[str], *, required: bool) -> int | None:
     if amount < 0:
         errors.append(_("Cannot be negative."))
         return None
+    if amount * 100 > MAX_UNIT_PRICE_CENTS:  # before rounding: 1e30 has no fen to round
+        errors.append(_("Too large."))
+        return None
     if amount != amount.quantize(Decimal("0.01")):
         errors.append(_("At most two decimals (fen)."))
         return None
-    cents = to_cents(amount)
-    if cents > MAX_UNIT_PRICE_CENTS:
-        errors.append(_("Too large."))
-        return None
-    return cents
+    return to_cents(amount)
 
 
 def _percent(value: str, errors: list[str]) -> int:
@@ -227,10 +217,14 @@ def _product_id(value: Any, errors: list[str]) -> int | None:
     if text in ("", "0", "None"):
         return None
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         errors.append(_("Choose a product from the list."))
         return None
+    if not 0 < number < MAX_ID:
+        errors.append(_("No such product."))
+        return None
+    return number
 
 
 def is_blank_line(row: Mapping[str, Any]) -> bool:
@@ -240,7 +234,7 @@ def is_blank_line(row: Mapping[str, Any]) -> bool:
 
 def products_by_id(ids: Iterable[int]) -> dict[int, Product]:
     """The products named by the lines, one query."""
-    wanted = {int(i) for i in ids if i}
+    wanted = {int(i) for i in ids if i and 0 < int(i) < MAX_ID}
     if not wanted:
         return {}
     found = db.session.scalars(sa.select(Product).where(Product.id.in_(wanted)))
@@ -322,6 +316,17 @@ def parse_lines(
         errors["lines"] = [_("Add at least one line.")]
     elif used > MAX_LINES:
         errors["lines"] = [_("At most %(n)s lines.", n=MAX_LINES)]
+    elif not errors:
+        totals = compute_totals(lines)
+        largest = max(totals.list_total_cents, totals.total_cents, totals.cost_total_cents)
+        if largest > MAX_AMOUNT_CENTS:
+            errors["lines"] = [
+                _(
+                    "The quotation adds up to more than %(amount)s yuan: check the quantities "
+                    "and prices.",
+                    amount=format_money(MAX_AMOUNT_CENTS),
+                )
+            ]
     if errors:
         raise ValidationFailed(errors)
     return lines
@@ -447,7 +452,7 @@ def search_quotations(
         statement = statement.where(Quotation.status == status)
     else:
         statement = newest_only(statement)
-    if owner_id:
+    if owner_id and 0 < owner_id < MAX_ID:
         statement = statement.where(Quotation.owner_id == owner_id)
     text = (text or "").strip()
     if text:
@@ -581,6 +586,8 @@ def opportunity_for_quote(opportunity_id: Any, user: User) -> Opportunity:
         wanted = int(opportunity_id)
     except (TypeError, ValueError):
         raise ValidationFailed({"opportunity_id": [_("Choose an opportunity.")]}) from None
+    if not 0 < wanted < MAX_ID:
+        abort(404)
     return get_scoped_or_404(Opportunity, wanted, user, "write")
 
 
@@ -663,19 +670,15 @@ def header_values(quote: Quotation) -> dict[str, Any]:
     }
 
 
-def yuan_text(cents: int) -> str:
-    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
-
-
 def line_values(line: QuoteLine) -> dict[str, Any]:
     """A saved line as form text (yuan and percent)."""
     return {
         "product_id": str(line.product_id or ""),
         "description": line.description,
         "quantity": str(line.quantity),
-        "unit_price": yuan_text(line.unit_price_cents),
-        "unit_cost": yuan_text(line.unit_cost_cents),
-        "discount": str((Decimal(line.discount_bp) / 100).normalize().quantize(Decimal("0.01"))),
+        "unit_price": str(yuan(line.unit_price_cents)),
+        "unit_cost": str(yuan(line.unit_cost_cents)),
+        "discount": str(percent(line.discount_bp)),
     }
 
 
@@ -756,10 +759,17 @@ def submit_for_approval(quote: Quotation, actor: User, now: datetime | None = No
         raise ValidationFailed({"valid_until": [_("The validity date cannot be in the past.")]})
     facts = discount_facts(quote, actor)
     previous = approval_of(quote)
+    resend = (
+        previous is not None and previous.status == "returned" and previous.requester_id == actor.id
+    )
     quote.status = "pending"
     quote.decided_at = None
+    if not resend:
+        # Only the request made now decides (also at once, inside ``submit``): a decision
+        # on an earlier one, sent again from the approvals page with old facts, does not.
+        quote.approval_request_id = None
     db.session.flush()
-    if previous is not None and previous.status == "returned" and previous.requester_id == actor.id:
+    if resend:
         request = approvals.resubmit(previous, actor, facts, now=now)
     else:
         title = _(
@@ -802,6 +812,8 @@ def on_discount_decided(request: Any) -> None:
     quote = db.session.get(Quotation, int(request.subject_id))
     if quote is None or quote.status != "pending":
         return
+    if quote.approval_request_id not in (None, request.id):
+        return  # an older request of this quotation: its facts are not the quotation's
     quote.status = DECIDED_STATUS.get(request.status, "draft")
     quote.approval_request_id = request.id
     quote.decided_at = request.decided_at or utcnow()
@@ -816,7 +828,7 @@ def on_discount_decided(request: Any) -> None:
         "cancelled": _l("Approval withdrawn: %(number)s", number=quote.number),
     }
     last = next((s for s in reversed(request.steps) if s.acted_at is not None), None)
-    reason = RULE_REASONS.get(request.reason or "", request.reason or "")
+    reason = rule_text(request.reason)
     body = (last.comment if last is not None else "") or reason  # lazy: the owner's language
     notify(
         quote.owner_id,
@@ -969,7 +981,7 @@ def search_products(text: str = "", include_inactive: bool = False) -> sa.Select
 
 def product_choices(keep: Iterable[int] = (), limit: int = 1000) -> list[Product]:
     """Active products for a line's select box (plus inactive ones a line still uses)."""
-    wanted = [int(i) for i in keep if i]
+    wanted = [int(i) for i in keep if i and 0 < int(i) < MAX_ID]
     condition = Product.active.is_(True)
     if wanted:
         condition = sa.or_(condition, Product.id.in_(wanted))

@@ -42,7 +42,7 @@ from portal.scoping import can_reach, scoped
 
 from . import quotes as service
 from .models import QUOTE_STATUSES, ContactPerson, Customer, Opportunity, Product, Quotation
-from .money import format_money, percent
+from .money import format_money, percent, yuan
 from .quotes_forms import (
     BLANK_ROWS,
     ActionForm,
@@ -279,9 +279,10 @@ def _form_step(form: QuoteForm) -> str | None:
     return action
 
 
-def _preview(form: QuoteForm) -> service.Totals:
-    """The totals of the lines as typed (ValidationFailed when a line is wrong)."""
-    return service.compute_totals(service.parse_lines(_rows(form)))
+def _preview(form: QuoteForm, kept: list[int] | None = None) -> service.Totals:
+    """The totals of the lines as typed (ValidationFailed when a line is wrong); ``kept``
+    are the products a draft already uses, still allowed when taken off the list."""
+    return service.compute_totals(service.parse_lines(_rows(form), kept or ()))
 
 
 @bp.route("/quotes/new", methods=["GET", "POST"])
@@ -291,7 +292,7 @@ def new() -> Any:
     from portal.loops.service import local_today
 
     opportunity_id = request.args.get("opportunity_id", "")
-    if not opportunity_id.isdigit():
+    if not opportunity_id.isdecimal():
         flash(_("Open an opportunity and make the quotation from there."), "warning")
         return redirect(url_for("sales_pipeline.index"))
     opportunity = service.opportunity_for_quote(opportunity_id, current_user)
@@ -369,13 +370,14 @@ def edit(quote_id: int) -> Any:
     action = _form_step(form)
     if action is None:
         return _render_form(form, opportunity, quote)
+    kept = [line.product_id for line in quote.lines if line.product_id]
     valid = form.validate()
     try:
         if action == "recalculate":
-            preview = _preview(form)
+            preview = _preview(form, kept)
             return _render_form(form, opportunity, quote, preview, status=200 if valid else 422)
         if not valid:
-            service.check_quotation(form.data, _rows(form))  # every message at once
+            service.check_quotation(form.data, _rows(form), allowed_inactive=kept)
             raise ValidationFailed({})
         service.update_quotation(
             quote, form.data, _rows(form), current_user, expected_version=form.lock_version.data
@@ -418,15 +420,16 @@ def line_row() -> Any:
         form.quantity.data, form.discount.data = "1", "0"
     if request.headers.get("HX-Trigger-Name") == f"{prefix}-product_id":
         product = None
-        if (form.product_id.data or "").isdigit():
-            product = db.session.get(Product, int(form.product_id.data))
+        if (form.product_id.data or "").isdecimal():
+            wanted = int(form.product_id.data)
+            product = service.products_by_id([wanted]).get(wanted)
         if product is not None:
             form.description.data = product.name
-            form.unit_price.data = str(service.yuan_text(product.list_price_cents))
-            form.unit_cost.data = str(service.yuan_text(product.cost_cents))
+            form.unit_price.data = str(yuan(product.list_price_cents))
+            form.unit_cost.data = str(yuan(product.cost_cents))
         else:
             form.unit_cost.data = ""
-    keep = [int(form.product_id.data)] if (form.product_id.data or "").isdigit() else []
+    keep = [int(form.product_id.data)] if (form.product_id.data or "").isdecimal() else []
     response = render_template(
         "sales/quotes/_line_fragment.html",
         line=form,
@@ -708,8 +711,8 @@ def edit_product(product_id: int) -> Any:
             "name": product.name,
             "category": product.category,
             "unit": product.unit,
-            "list_price": service.yuan_text(product.list_price_cents),
-            "cost": service.yuan_text(product.cost_cents),
+            "list_price": str(yuan(product.list_price_cents)),
+            "cost": str(yuan(product.cost_cents)),
         }
         return _product_page(ProductForm(formdata=None, data=data), product)
     return _save_product(ProductForm(), product)

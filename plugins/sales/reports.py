@@ -311,6 +311,12 @@ def _to_int(value: Any) -> int:
     return int(value or 0)
 
 
+def weighted_cents(cents_times_percent: int) -> int:
+    """Amount x probability (in percent) as whole fen, half up like every amount (exact
+    integers: no float, no banker's rounding)."""
+    return (cents_times_percent + 50) // 100
+
+
 def _bucket_case(column: Any, edges: tuple[Any, ...]) -> Any:
     """The bucket index of ``column`` as a CASE nested as a binary search over the
     edges (dates or UTC instants), NULL outside them: portable, a few comparisons a row."""
@@ -508,7 +514,7 @@ def build_report(
         target = person(row.owner)
         target.open_deals += _to_int(row.deals)
         target.pipeline_cents += _to_int(row.cents)
-        target.weighted_cents += round(_to_int(row.weighted) / 100)
+        target.weighted_cents += weighted_cents(_to_int(row.weighted))
 
     total = Figures(key=None, label=str(_l("All")))
     for figures in people.values():
@@ -648,8 +654,10 @@ DEFAULT_MAX_ROWS = 100_000
 CSV_MIME = "text/csv; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"
-# A text cell starting with one of these is read as a formula by spreadsheet programs.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A text cell starting with one of these is read as a formula by spreadsheet programs,
+# also after leading spaces, and in their full-width forms (a Chinese input method
+# types ＝ for =).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 # Characters an .xlsx file cannot hold (XML 1.0 control characters).
 ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FETCH_SIZE = 2000
@@ -716,9 +724,12 @@ class Export:
 
 
 def safe_text(value: str) -> str:
-    """Text a spreadsheet will not run: a leading =, +, -, @, tab or carriage return
-    gets a single quote in front (OWASP's CSV injection advice)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """Text a spreadsheet will not run: a leading =, +, -, @, tab or line break, after
+    any spaces and in full width too, gets a single quote in front (OWASP's CSV
+    injection advice)."""
+    if value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _narrow(
@@ -875,7 +886,7 @@ def _opportunities(viewer: User, filters: ExportFilters, today: date) -> tuple[A
             label("opportunity_status", r[5]),
             probability,
             amount,
-            round(amount * probability / 100),
+            weighted_cents(amount * probability),
             r[8],
             r[9],
             r[10],

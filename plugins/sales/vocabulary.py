@@ -218,3 +218,28 @@ def label(group: str, code: str | None) -> str:
 def choices(group: str, codes: tuple[str, ...] | list[str] | None = None) -> list[tuple[str, str]]:
     """(code, label) pairs for a select field, in ``codes`` order (default: all known)."""
     return [(code, label(group, code)) for code in (codes or list(LABELS[group]))]
+
+
+# Texts the shipped rule files give as reasons and messages (discount approval, contract
+# review), so readers see them in their language. A text an admin writes into a new
+# version of a file is shown as written.
+RULE_TEXTS: dict[str, object] = {
+    "Above the absolute discount cap": _l("Above the absolute discount cap"),
+    "The price would be below cost": _l("The price would be below cost"),
+    "Thin margin or large deal": _l("Thin margin or large deal"),
+    "Above the requester's discount authority": _l("Above the requester's discount authority"),
+    "High credit risk: only prepaid or cash-on-delivery contracts (P7.2)": _l(
+        "High credit risk: only prepaid or cash-on-delivery contracts (P7.2)"
+    ),
+    "New customer: check the business licence and credit report before signing": _l(
+        "New customer: check the business licence and credit report before signing"
+    ),
+}
+
+
+def rule_text(text: str | None) -> object:
+    """A rule file's reason or message in the reader's language when the code knows it
+    (a lazy string: a notification renders it in its recipient's language)."""
+    if not text:
+        return ""
+    return RULE_TEXTS.get(text, text)

@@ -549,7 +549,7 @@ def test_p3_5_1_every_form_carries_the_csrf_token(
     assert new.count('name="csrf_token"') >= 2  # the form's own, and the language switch's
     detail = client.get(f"/sales/aftersales/{feedback_id}").get_data(as_text=True)
     forms = re.findall(r'<form class="card-body"[^>]*>(.*?)</form>', detail, re.S)
-    assert len(forms) == 5
+    assert len(forms) == 4  # respond, cause, corrective, close: confirmation follows the cause
     assert all(re.search(r'name="[a-z_]+-csrf_token" type="hidden"', form) for form in forms)
     refused = client.post(f"/sales/aftersales/{feedback_id}/close", data={"close-version": 1})
     assert refused.status_code == 400  # no token
@@ -680,3 +680,42 @@ def test_p3_5_2_api_logs_and_handles_a_complaint(
     assert detail["corrective_loop_id"] and detail["customer_confirmed_by"] == "Ms Wu"
     listed = client.get("/api/v1/sales/feedback?kind=complaint&status=closed", headers=headers)
     assert [item["id"] for item in listed.get_json()["items"]] == [feedback_id]
+
+
+# -- found in review -------------------------------------------------------------------------------
+
+
+def test_p3_5_2_the_customer_confirms_what_was_done_so_no_confirmation_before_or_of_another_cause(
+    app: Any, client: Any, org: dict[str, int], api_token: Any
+) -> None:
+    """Through the API a complaint could be "confirmed" before any cause or action, or
+    confirmed and then given another cause and action, and still close: the customer's
+    confirmation must be of the cause and action the complaint closes with."""
+    customer = make_customer(app, org["li"])
+    feedback_id = log(app, org["li"], customer, category="delivery")
+    headers = {"Authorization": f"Bearer {api_token('li')}"}
+    url = f"/api/v1/sales/feedback/{feedback_id}/actions"
+    confirm = {"action": "confirm", "customer_confirmed_by": "Ms Wu", "customer_confirmation": "OK"}
+    early = client.post(url, headers=headers, json=confirm)
+    assert early.status_code == 422
+    assert "Record the cause and the action taken first" in str(
+        early.get_json()["error"]["fields"]["customer_confirmation"]
+    )
+    assert get(app, Feedback, feedback_id).customer_confirmed_at is None
+    detail = client.get(f"/api/v1/sales/feedback/{feedback_id}", headers=headers).get_json()
+    assert "confirm" not in detail["allowed_actions"]
+    cause = {"action": "record_cause", "cause": "Wrong address", "action_taken": "Resent"}
+    assert client.post(url, headers=headers, json=cause).status_code == 200
+    confirmed = client.post(url, headers=headers, json=confirm)
+    assert confirmed.status_code == 200 and "confirm" in confirmed.get_json()["allowed_actions"]
+    assert get(app, Feedback, feedback_id).customer_confirmed_at is not None
+    # The same cause and action again keep the confirmation; another action needs a new one.
+    assert client.post(url, headers=headers, json=cause).status_code == 200
+    assert get(app, Feedback, feedback_id).customer_confirmed_at is not None
+    other = {**cause, "action_taken": "Credit note instead"}
+    assert client.post(url, headers=headers, json=other).status_code == 200
+    assert get(app, Feedback, feedback_id).customer_confirmed_at is None
+    refused = client.post(url, headers=headers, json={"action": "close"})
+    assert refused.status_code == 422
+    assert set(refused.get_json()["error"]["fields"]) == {"customer_confirmation"}
+    assert get(app, Feedback, feedback_id).status == "resolved"

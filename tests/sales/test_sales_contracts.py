@@ -992,3 +992,84 @@ def test_p3_4_every_contract_form_carries_csrf_and_the_templates_keep_the_csp(
     for template in folder.glob("*.html"):
         text = template.read_text(encoding="utf-8")
         assert "style=" not in text and "<script" not in text and "hx-on" not in text, template
+
+
+# -- found in review -------------------------------------------------------------------------------
+
+
+def test_p7_3_a_contract_refused_at_once_a_second_time_is_rejected_not_stuck_in_review(
+    app: Any, people: dict[str, int]
+) -> None:
+    """Resubmitted unchanged, the high-risk contract on credit is refused at once again by
+    the new request: the contract follows it (rejected, editable), instead of waiting in
+    review for a request that was already decided."""
+    with app.app_context():
+        contract_id = draft(make_deal(amount=80_000, terms=30, risk="high"))
+        first = submit(contract_id)
+        assert (first.status, load(contract_id).status) == ("rejected", "rejected")
+        second = submit(contract_id)
+        contract = load(contract_id)
+        assert second.id != first.id and second.status == "rejected"
+        assert (contract.status, contract.approval_request_id) == ("rejected", second.id)
+        contracts.update_contract(contract, user("li"), contracts.values_of(contract))
+
+
+def test_p3_4_2_a_payment_of_1e30_yuan_is_refused_per_field_not_a_server_error(
+    app: Any, client: Any, login: Any, people: dict[str, int]
+) -> None:
+    with app.app_context():
+        contract_id = executing_contract(amount=100_000)
+    login(client, "fin")
+    for amount in ("1e30", "1e309"):
+        response = client.post(
+            f"/sales/contracts/{contract_id}/payments",
+            data={"payment-amount": amount, "payment-received_on": today().isoformat()},
+        )
+        assert response.status_code == 422, amount
+        assert "The amount is too large." in text_of(response)
+    with app.app_context():
+        assert all(row.paid_cents == 0 for row in contracts.instalments_of(load(contract_id)))
+
+
+def test_p3_4_1_a_cancelled_contract_frees_its_quotation_to_be_revised_and_contracted_again(
+    app: Any, client: Any, login: Any, people: dict[str, int]
+) -> None:
+    """One contract per quotation and one accepted quotation per opportunity: without
+    this, cancelling the contract left the deal unable to get any contract again."""
+    from plugins.sales import quotes
+    from plugins.sales.models import NegotiationNote
+
+    with app.app_context():
+        quote_id = make_deal()
+        contract_id = draft(quote_id)
+    login(client, "li")
+    done = client.post(
+        f"/sales/contracts/{contract_id}/cancel", data={"cancel-reason": "Scope changes"}
+    )
+    assert done.status_code == 303
+    with app.app_context():
+        quotation = db.session.get(Quotation, quote_id)
+        assert quotation.status == "declined"
+        notes = db.session.scalars(
+            sa.select(NegotiationNote.body).where(NegotiationNote.quotation_id == quote_id)
+        ).all()
+        assert any("Scope changes" in note for note in notes)
+        fresh = quotes.revise(quotation, user("li"))
+        quotes.submit_for_approval(fresh, user("li"))
+        quotes.record_answer(fresh, "sent", user("li"))
+        quotes.record_answer(fresh, "accepted", user("li"))
+        db.session.commit()
+        again = draft(fresh.id)
+        assert load(again).status == "draft" and load(again).quotation_id == fresh.id
+
+
+def test_p3_4_2_the_suggested_deposit_rounds_half_a_fen_up_like_every_amount(
+    app: Any, people: dict[str, int]
+) -> None:
+    """30 % of 100.15 yuan is 30.045 yuan: 30.05 (half up, as money.py rounds), not the
+    banker's 30.04; the rest makes the plan add up to the contract amount."""
+    with app.app_context():
+        quotation = db.session.get(Quotation, make_deal(amount=100))
+        quotation.total_cents = 10_015
+        plan = contracts.default_values(quotation, today()).instalments
+        assert [row.amount_cents for row in plan] == [3_005, 7_010]

@@ -189,10 +189,40 @@ def test_p3_1_2_duplicate_is_refused_on_create_with_a_per_field_message(
     response = client.post("/sales/customers/new", data=form_of(**variant))
     assert response.status_code == 422
     page = response.text
-    # The message is on the field, names the existing record and its owner.
+    # The message is on the field and names the owner; not the record: li may not read
+    # wang's file, and a phone number must not tell whose customer it is (P2 scope).
     block = page.split(f'name="{field}"')[1].split("</div>")[0]
-    assert "上海明达机械有限公司" in block and "Wang" in block, block
+    assert "Wang" in block and "already" in block, block
+    assert "上海明达机械有限公司" not in block, block
     assert count(app, Customer) == 1  # nothing written
+
+
+def test_p3_1_2_a_duplicate_is_named_only_to_whoever_may_read_it(
+    app: Any, org: dict[str, int], login: Any
+) -> None:
+    make(app, org["wang"], name="Wang Secret Co", phone="13912345678", tax_id="")
+    # li (wang's colleague) types wang's customer's phone: refused, the owner is said,
+    # the customer's name is not.
+    li = logged_in(app, login, "li")
+    refused = li.post("/sales/customers/new", data=form_of(name="Li Co", phone="139 1234 5678"))
+    assert refused.status_code == 422
+    assert "owner Wang" in refused.text and "Wang Secret Co" not in refused.text
+    # The same in the service, which the API and the import call too.
+    with acting(app):
+        with pytest.raises(ValidationFailed) as error:
+            service.create_customer(
+                {**GOOD, "name": "Li Co", "phone": "13912345678"}, person(org["li"])
+            )
+        assert "Wang Secret Co" not in error.value.fields["phone"][0]
+        db.session.rollback()
+    # sup_east reads wang's files: he is told which customer it is.
+    boss = logged_in(app, login, "sup_east")
+    named = boss.post("/sales/customers/new", data=form_of(name="East Co", phone="13912345678"))
+    assert named.status_code == 422 and "Wang Secret Co" in named.text
+    # A pool prospect is open to every salesperson: it is named.
+    make(app, None, actor=org["manager"], name="Pooled Co", phone="13700000000", tax_id="")
+    pooled = li.post("/sales/customers/new", data=form_of(name="Li Co", phone="13700000000"))
+    assert pooled.status_code == 422 and "Pooled Co" in pooled.text
 
 
 def test_p3_1_2_duplicates_in_the_pool_say_so_and_are_refused_on_edit(
@@ -438,6 +468,20 @@ def test_p3_1_2_list_filters_and_sort(app: Any, org: dict[str, int], login: Any)
     assert page.index("Alpha Machinery") < page.index("Beta Retail")
     page = client.get("/sales/customers/?sort=recent").text
     assert page.index("Beta Retail") < page.index("Alpha Machinery")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["owner=²", "owner=１２", "owner=99999999999999999999999", "page=99999999999999999999"],
+)
+def test_p3_1_2_odd_list_filters_never_answer_500(
+    app: Any, org: dict[str, int], login: Any, api_token: Any, query: str
+) -> None:
+    make(app, org["li"], name="Li Co", phone="", tax_id="")
+    client = logged_in(app, login, "sup_east")
+    assert client.get(f"/sales/customers/?{query}").status_code == 200
+    headers = {"Authorization": f"Bearer {api_token('sup_east')}"}
+    assert client.get(f"/api/v1/sales/customers?{query}", headers=headers).status_code == 200
 
 
 def test_p3_1_2_the_customer_list_has_no_n_plus_one(
@@ -775,6 +819,79 @@ def test_p3_1_2_release_needs_a_reason_and_customers_stay(
     assert "No budget before 2031" in closed.closure_note
     pool = logged_in(app, login, "wang").get("/sales/customers/pool").text
     assert "Quiet Prospect" in pool and "No budget before 2031" in pool and "formerly Li" in pool
+
+
+def test_p3_1_2_a_manager_mending_a_pool_prospect_leaves_it_in_the_pool(
+    app: Any, org: dict[str, int], login: Any, api_token: Any
+) -> None:
+    long_ago = utcnow() - 90 * DAY  # in the files for a quarter: the sweep would take it back
+    pooled = make(
+        app, None, actor=org["manager"], name="Pool Prospect", phone="", tax_id="", now=long_ago
+    )
+    manager = logged_in(app, login, "manager")
+    page = manager.get(f"/sales/customers/{pooled}/edit").text
+    assert "stays in the shared pool" in page
+    version = re.search(r'name="lock_version"[^>]*value="(\d+)"', page).group(1)
+    saved = manager.post(
+        f"/sales/customers/{pooled}/edit",
+        data=form_of(name="Pool Prospect", phone="", tax_id="", city="Wuxi", lock_version=version),
+    )
+    assert saved.status_code == 303
+    mended = load(app, pooled)
+    assert (mended.city, mended.owner_id, mended.in_pool) == ("Wuxi", None, True)
+    headers = {"Authorization": f"Bearer {api_token('manager')}"}
+    patched = manager.patch(
+        f"/api/v1/sales/customers/{pooled}",
+        json={"city": "Changzhou", "lock_version": mended.lock_version},
+        headers=headers,
+    )
+    assert patched.status_code == 200, patched.get_json()
+    assert (patched.get_json()["owner_id"], patched.get_json()["in_pool"]) == (None, True)
+    # A pool prospect is no customer of anybody's.
+    with acting(app):
+        with pytest.raises(ValidationFailed) as refused:
+            service.update_customer(
+                db.session.get(Customer, pooled), {"stage": "customer"}, person(org["manager"])
+            )
+        assert "stage" in refused.value.fields
+        db.session.rollback()
+    # Given an owner, it leaves the pool as a claim does: new clock, first follow-up.
+    page = manager.get(f"/sales/customers/{pooled}/edit").text
+    version = re.search(r'name="lock_version"[^>]*value="(\d+)"', page).group(1)
+    assigned = manager.post(
+        f"/sales/customers/{pooled}/edit",
+        data=form_of(
+            name="Pool Prospect", phone="", tax_id="", owner_id=org["li"], lock_version=version
+        ),
+    )
+    assert assigned.status_code == 303
+    taken = load(app, pooled)
+    assert (taken.owner_id, taken.in_pool) == (org["li"], False)
+    assert taken.claimed_at is not None and taken.next_follow_up_at is not None
+    (item,) = follow_ups(app, pooled, "open")
+    assert item.owner_id == org["li"] and taken.follow_up_loop_id == item.id
+    assert sweep(app, utcnow() + DAY)["returned_to_pool"] == 0  # the clock started again
+
+
+def test_p3_1_2_the_pool_api_shows_what_the_pool_page_shows(
+    app: Any, org: dict[str, int], api_token: Any, client: Any
+) -> None:
+    make(
+        app,
+        None,
+        actor=org["manager"],
+        name="Pool Prospect",
+        phone="13700000000",
+        email="boss@pool.example",
+        notes="Former owner: the boss is difficult",
+    )
+    headers = {"Authorization": f"Bearer {api_token('li')}"}
+    (item,) = client.get("/api/v1/sales/customers/pool", headers=headers).get_json()["items"]
+    assert item["name"] == "Pool Prospect" and item["need"] == GOOD["need"]
+    # The contact details and notes come with a claim, as on the page.
+    for hidden in ("phone", "email", "tax_id", "address", "notes"):
+        assert hidden not in item, hidden
+    assert "13700000000" not in str(item) and "difficult" not in str(item)
 
 
 def test_p3_1_2_a_daily_claim_limit_set_in_the_rule_file(

@@ -146,6 +146,34 @@ def test_p3_1_2_import_utf8_with_bom_and_label_values(app: Any, org: Any) -> Non
     assert (greenfield.source, greenfield.grade) == ("website", "B")
 
 
+def test_p3_1_2_import_understands_the_words_the_customer_form_understands(
+    app: Any, org: Any
+) -> None:
+    """One vocabulary: "工厂" and "浙江" are taken by the customer form and the API
+    (customers.canonical_code), so a file saying them imports too."""
+    data = "客户名称,行业,区域,规模,需求\n宁波精密工厂,工厂,浙江,中型,产线改造\n".encode()
+    finished = run(app, start(app, "li", data, "zhejiang.csv"))
+    assert finished.status == "done", finished.errors
+    (customer,) = customers(app)
+    assert (customer.industry, customer.region) == ("manufacturing", "east")
+
+
+def test_p3_1_2_import_row_errors_do_not_name_a_colleagues_customer(app: Any, org: Any) -> None:
+    """A duplicate row says the number is on file and whose, never whose customer it is
+    (li may not read wang's file: P2 scope)."""
+    from plugins.sales.customers import create_customer
+
+    with app.test_request_context(), acting_as("test"):
+        create_customer({"name": "Wang Secret Works", "phone": "13700137000"}, person("wang"))
+        db.session.commit()
+    data = b"name,phone\nLi New Co,137 0013 7000\n"
+    finished = run(app, start(app, "li", data, "dup.csv"))
+    assert finished.status == "failed"
+    (error,) = [e for e in finished.errors if not e.get("warning")]
+    assert (error["row"], error["field"]) == (2, "phone")
+    assert "Wang" in error["message"] and "Wang Secret Works" not in error["message"]
+
+
 def test_p3_1_2_import_xlsx_with_numbers_in_cells(app: Any, org: Any, login: Any) -> None:
     data = xlsx_bytes(
         [

@@ -284,6 +284,33 @@ def test_p3_1_1_owner_edits_and_deletes_a_note(app: Any, org: Any, login: Any) -
         assert db.session.get(MarketNote, note_id) is None
 
 
+def test_p3_1_1_a_note_keeps_an_industry_the_screening_file_no_longer_lists(
+    app: Any, org: Any, login: Any
+) -> None:
+    """An admin took "mining" out of the industries (rules/prospect_screening.yaml):
+    the old note still reads and its title can be corrected without refiling it."""
+    note_id = add_note(app, "li", title="Old titel", industry="machinery")
+    with app.app_context(), acting_as("test"):
+        db.session.get(MarketNote, note_id).industry = "mining"  # as filed back then
+        db.session.commit()
+    client = client_of(app, login, "li")
+    form = client.get(f"/sales/market/{note_id}/edit").text
+    assert '<option selected value="mining">' in form
+    data = {"kind": "market", "title": "Old title", "industry": "mining"}
+    response = client.post(
+        f"/sales/market/{note_id}/edit", data={**data, "observed_on": "2024-05-01"}
+    )
+    assert response.status_code == 303, response.text
+    with app.app_context():
+        note = db.session.get(MarketNote, note_id)
+        assert (note.title, note.industry) == ("Old title", "mining")
+    # A new note still takes only the industries in force.
+    refused = client.post(
+        "/sales/market/new", data={**data, "observed_on": local_today().isoformat()}
+    )
+    assert refused.status_code == 422
+
+
 def test_p3_1_1_auditor_reads_but_cannot_record(app: Any, org: Any, login: Any) -> None:
     add_note(app, "li", title="Visible to the auditor")
     client = client_of(app, login, "auditor")

@@ -250,6 +250,78 @@ def test_p3_2_bad_input_gets_a_message_on_the_field_and_422(
         assert db.session.scalar(sa.select(sa.func.count(Opportunity.id))) == 0
 
 
+@pytest.mark.parametrize("amount", ["1e26", "1e309", "9e999999", "99999999999999999999999999999"])
+def test_p3_2_a_huge_amount_is_refused_on_the_field_never_a_500(
+    app: Any, sales: dict[str, int], login: Any, api_token: Any, amount: str
+) -> None:
+    client = logged_in(app, login, "li")
+    page = client.post(
+        f"/sales/pipeline/new?customer_id={sales['li_customer']}",
+        data={"name": "Huge", "amount": amount},
+    )
+    assert page.status_code == 422 and "The amount is too large." in page.text
+    headers = {"Authorization": f"Bearer {api_token('li')}"}
+    created = client.post(
+        "/api/v1/sales/opportunities",
+        json={"customer_id": sales["li_customer"], "name": "Huge", "amount": amount},
+        headers=headers,
+    )
+    assert created.status_code == 422 and "amount" in created.get_json()["error"]["fields"]
+    deal = open_deal(app, sales["li"], sales["li_customer"], "Deal")
+    moved = client.post(
+        f"/api/v1/sales/opportunities/{deal}/move",
+        json={"stage": "proposal", "values": {"amount": amount}},
+        headers=headers,
+    )
+    assert moved.status_code == 422 and "amount" in moved.get_json()["error"]["fields"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Opportunity.id))) == 1
+    with app.test_request_context(), pytest.raises(ValueError, match="too large"):
+        pipeline.parse_amount(amount)
+
+
+def test_p3_2_an_api_customer_id_beyond_any_row_is_refused_on_the_field(
+    app: Any, sales: dict[str, int], client: Any, api_token: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {api_token('li')}"}
+    response = client.post(
+        "/api/v1/sales/opportunities",
+        json={"customer_id": 10**22, "name": "Overflow"},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert "customer_id" in response.get_json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/sales/pipeline/?close_month=9999-12",
+        "/sales/pipeline/?close_month=0001-01",
+        "/sales/pipeline/funnel?since=9999-12-31",
+        "/sales/pipeline/funnel?since=0001-01-01&until=0001-01-02",
+        "/sales/pipeline/funnel/chart.svg?since=9999-12-31",
+        "/sales/pipeline/funnel/chart.svg?since=0001-01-01&until=0001-01-01",
+        "/api/v1/sales/opportunities?close_month=9999-12",
+        "/api/v1/sales/opportunities/funnel?since=9999-12-31",
+        "/api/v1/sales/opportunities/funnel?owner_id=99999999999999999999",
+    ],
+)
+def test_p3_2_dates_at_the_ends_of_the_calendar_in_a_query_never_answer_500(
+    app: Any, sales: dict[str, int], login: Any, api_token: Any, url: str
+) -> None:
+    client = logged_in(app, login, "li")
+    headers = {"Authorization": f"Bearer {api_token('li')}"}
+    assert client.get(url, headers=headers).status_code == 200
+
+
+def test_p3_2_an_expected_close_date_can_be_given_on_29_february() -> None:
+    leap_day = date(2028, 2, 29)
+    assert pipeline.parse_day(date(2028, 6, 30), today=leap_day) == date(2028, 6, 30)
+    with pytest.raises(ValueError, match="too far away"):
+        pipeline.parse_day(date(2039, 1, 1), today=leap_day)
+
+
 def test_p3_2_editing_records_needs_and_solution_with_an_optimistic_lock(
     app: Any, sales: dict[str, int], login: Any
 ) -> None:
@@ -1022,6 +1094,36 @@ def test_p3_2_the_funnel_page_chart_and_api_show_the_same_numbers(
     by_team = client.get("/sales/pipeline/funnel?group=team&" + query).get_data(as_text=True)
     labels = re.findall(r'data-testid="funnel-group-label">([^<]+)<', by_team)
     assert labels == ["East", "Shanghai"]  # the supervisor's subtree only
+
+
+def test_p3_2_the_funnel_chart_of_a_period_without_deals_says_so(
+    app: Any, sales: dict[str, int], login: Any
+) -> None:
+    """A salesperson's first quarter: the funnel page's image is drawn, not a 500."""
+    client = logged_in(app, login, "li")
+    chart = client.get("/sales/pipeline/funnel/chart.svg?period=this_quarter")
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    assert "No opportunities were created in this period" in chart.get_data(as_text=True)
+
+
+def test_p3_2_the_funnel_chart_starts_from_the_core_chart_config(
+    app: Any, sales: dict[str, int], login: Any, monkeypatch: Any
+) -> None:
+    """One way to draw a chart: portal.loops.charts.chart_config (safe for the CSP, the
+    portal's colours and fonts), not a copy of it."""
+    from portal.loops import charts
+
+    titles: list[str] = []
+    original = charts.chart_config
+
+    def spy(title: str, **options: Any) -> Any:
+        titles.append(title)
+        return original(title, **options)
+
+    monkeypatch.setattr(charts, "chart_config", spy)
+    client = logged_in(app, login, "li")
+    assert client.get("/sales/pipeline/funnel/chart.svg").status_code == 200
+    assert titles == ["Deals reaching each stage"]
 
 
 # -- scope ----------------------------------------------------------------------------------------

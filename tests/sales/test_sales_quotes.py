@@ -997,3 +997,145 @@ def test_p3_3_the_api_keeps_to_the_write_scope(app: Any, deals: Any, api_token: 
         answer = api.post(f"/api/v1/sales/quotations/{wangs}/{path}", headers=auth(api_token, "li"))
         assert answer.status_code == 404, path
     assert counts(app)[0] == 1
+
+
+# -- found in review -------------------------------------------------------------------------------
+
+
+def test_p3_3_a_decision_on_an_older_request_never_approves_the_changed_quotation(
+    app: Any, deals: Any, login: Any
+) -> None:
+    """Returned for changes, the old request is sent again from the approvals page with
+    its old facts (7 %), the quotation is raised to 25 % and submitted as a new request:
+    approving the old one must not approve the 25 %."""
+    quote_id = make_quote(app, deals, discount="7")
+    assert submit(app, quote_id) == "pending"
+    assert decide(app, quote_id, "sup_east", "return", "Check the price") == "draft"
+    old_request = load(app, quote_id).approval_request_id
+    with app.test_request_context(), acting_as("test"):
+        approvals.resubmit(db.session.get(ApprovalRequest, old_request), person("li"))
+        db.session.commit()
+    client = client_of(app, login, "li")
+    changed = client.post(
+        f"/sales/quotes/{quote_id}/edit",
+        data=form_data(
+            [{"product_id": str(deals["server"]), "quantity": "2", "discount": "25"}],
+            lock_version=str(load(app, quote_id).lock_version),
+        ),
+    )
+    assert changed.status_code == 303, changed.text
+    assert client.post(f"/sales/quotes/{quote_id}/submit").status_code == 303
+    new_request = load(app, quote_id).approval_request_id
+    assert new_request != old_request
+    with app.test_request_context(), acting_as("test"):
+        approvals.act(db.session.get(ApprovalRequest, old_request), person("sup_east"), "approve")
+        db.session.commit()
+    quote = load(app, quote_id)
+    assert (quote.status, quote.approval_request_id) == ("pending", new_request)
+    assert quote.discount_bp == 2500
+
+
+def test_p3_3_a_request_decided_at_once_after_a_withdrawal_decides_the_quotation(
+    app: Any, deals: Any
+) -> None:
+    """Withdrawn, changed to 5 % and submitted again: the new request is approved at once
+    (inside ``submit``) and the quotation with it, not left waiting."""
+    quote_id = make_quote(app, deals, discount="7")
+    assert submit(app, quote_id) == "pending"
+    with app.test_request_context(), acting_as("test"):
+        quote = db.session.get(Quotation, quote_id)
+        approvals.cancel(db.session.get(ApprovalRequest, quote.approval_request_id), person("li"))
+        quotes.update_quotation(
+            quote,
+            {},
+            [{"product_id": str(deals["server"]), "quantity": "2", "discount": "5"}],
+            person("li"),
+        )
+        db.session.commit()
+    assert submit(app, quote_id) == "approved"
+
+
+def test_p3_3_huge_numbers_and_ids_are_refused_per_field_not_a_server_error(
+    app: Any, deals: Any, login: Any, api_token: Any
+) -> None:
+    from plugins.sales.money import to_basis_points, to_cents
+
+    for text in ("1e30", "1e309"):
+        with pytest.raises(ValueError):
+            to_cents(text)
+        with pytest.raises(ValueError):
+            to_basis_points(text)
+    huge = "99999999999999999999"
+    client = client_of(app, login, "li")
+    url = f"/sales/quotes/new?opportunity_id={deals['li_opportunity']}"
+    for price in ("1e30", "1e309"):
+        response = client.post(
+            url, data=form_data([server_line(description="x", unit_price=price)])
+        )
+        assert response.status_code == 422, price
+        assert "Too large." in response.text
+    response = client.post(url, data=form_data([{"product_id": huge, "quantity": "1"}]))
+    assert response.status_code == 422
+    assert "No such product." in response.text
+    assert client.get(f"/sales/quotes/new?opportunity_id={huge}").status_code == 404
+    fragment = client.get(
+        f"/sales/quotes/line?index=1&lines-1-product_id={huge}",
+        headers={"HX-Request": "true", "HX-Trigger-Name": "lines-1-product_id"},
+    )
+    assert fragment.status_code == 200
+    leader = client_of(app, login, "sup_east")
+    assert leader.get(f"/sales/quotes/?owner={huge}").status_code == 200
+    api = app.test_client()
+    listed = api.get(f"/api/v1/sales/quotations?owner={huge}", headers=auth(api_token, "sup_east"))
+    assert listed.status_code == 200
+    body = {
+        "opportunity_id": deals["li_opportunity"],
+        "valid_until": valid_day(),
+        "lines": [{"description": "x", "quantity": 1, "unit_price": "1e30"}],
+    }
+    created = api.post("/api/v1/sales/quotations", json=body, headers=auth(api_token, "li"))
+    assert created.status_code == 422
+    assert "lines-0-unit_price" in created.json["error"]["fields"]
+    body["opportunity_id"] = huge
+    unknown = api.post("/api/v1/sales/quotations", json=body, headers=auth(api_token, "li"))
+    assert unknown.status_code == 404
+    assert counts(app) == (0, 0)
+
+
+def test_p3_3_a_quotation_adding_up_beyond_a_trillion_yuan_is_refused_not_overflowed(
+    app: Any, deals: Any, login: Any, api_token: Any
+) -> None:
+    """Each line is within its limits, but twelve of them (at 100 % discount, so the
+    total is 0 and only the list total is huge) overflowed the 64-bit total columns."""
+    line = {"quantity": "10000000", "unit_price": "1000000000", "discount": "100"}
+    rows = [{"description": f"Part {n}", **line} for n in range(12)]
+    client = client_of(app, login, "li")
+    response = client.post(
+        f"/sales/quotes/new?opportunity_id={deals['li_opportunity']}", data=form_data(rows)
+    )
+    assert response.status_code == 422
+    assert "The quotation adds up to more than 1,000,000,000,000.00 yuan" in response.text
+    body = {"opportunity_id": deals["li_opportunity"], "valid_until": valid_day(), "lines": rows}
+    api = app.test_client().post(
+        "/api/v1/sales/quotations", json=body, headers=auth(api_token, "li")
+    )
+    assert api.status_code == 422 and "lines" in api.json["error"]["fields"]
+    assert counts(app) == (0, 0)
+
+
+def test_p3_3_recalculating_a_draft_keeps_a_product_taken_off_the_list_as_saving_does(
+    app: Any, deals: Any, login: Any
+) -> None:
+    quote_id = make_quote(app, deals, discount="3")
+    with app.app_context():
+        db.session.get(Product, deals["server"]).active = False
+        db.session.commit()
+    client = client_of(app, login, "li")
+    rows = [{"product_id": str(deals["server"]), "quantity": "3", "discount": "3"}]
+    version = str(load(app, quote_id).lock_version)
+    url = f"/sales/quotes/{quote_id}/edit"
+    again = client.post(url, data=form_data(rows, action="recalculate", lock_version=version))
+    assert again.status_code == 200
+    assert "This product is no longer sold." not in again.text
+    assert client.post(url, data=form_data(rows, lock_version=version)).status_code == 303
+    assert load(app, quote_id).total_cents == 2_910_000  # 3 x 10,000.00 less 3 %

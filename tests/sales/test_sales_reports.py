@@ -25,7 +25,7 @@ from plugins.sales.models import (
 )
 from portal.audit.models import AuditEvent
 from portal.audit.recorder import acting_as
-from portal.auth.models import Role, RolePermission
+from portal.auth.models import Role, RolePermission, User
 from portal.extensions import db
 from portal.loops.service import local_today, portal_zone
 from portal.testing import count_statements
@@ -721,3 +721,51 @@ def test_p6_3_a_salesperson_given_the_report_sees_only_their_own_numbers(
     assert page.status_code == 200 and "My sales numbers" in html
     assert "100,000.11" in html and "Wang" not in html and "80,000.22" not in html
     assert 'data-testid="export-button"' not in html  # salespeople do not export by default
+
+
+# -- found in review -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " =1+1",
+        "  +cmd|' /C calc'!A0",
+        '\u3000=HYPERLINK("x")',
+        "＝1+1",
+        "＋1",
+        "－1",
+        "＠SUM(A1)",
+        "\n=1",
+    ],
+)
+def test_p6_3_formula_injection_after_spaces_or_in_full_width_is_neutralised(text: str) -> None:
+    """Spreadsheet programs trim leading spaces and (with a Chinese input method) read
+    full-width ＝ ＋ － ＠ as their ASCII forms: those cells are quoted too."""
+    assert reports.safe_text(text) == "'" + text
+    assert reports.csv_cell("text", text) == "'" + text
+
+
+def test_p6_3_ordinary_text_and_numbers_are_not_quoted() -> None:
+    for text in ("上海电气", "021-5555-0101", "A-1", "Li = supervisor"):
+        assert reports.safe_text(text) == text
+    assert reports.csv_cell("money", -150) == "-1.50"  # a number, written as a number
+
+
+def test_p6_3_the_weighted_pipeline_rounds_half_a_fen_up_in_the_report_and_the_export(
+    app: Any, client: Any, org: dict[str, int], login: Any
+) -> None:
+    """2.50 yuan at 1 % is 2.5 fen: 3 fen (half up), not Python's round() to even (2)."""
+    with app.test_request_context(), acting_as("test"):
+        customer = add_customer(org["li"], "Half Fen Ltd")
+        add_opportunity(org["li"], customer, amount=250, probability=1)
+        db.session.commit()
+        li = db.session.get(User, org["li"])
+        assert reports.build_report(li, reports.make_period("month")).total.weighted_cents == 3
+    login(client, "manager")
+    exported = client.post(
+        "/sales/reports/export", data={"dataset": "opportunities", "format": "csv"}
+    )
+    rows = _csv_rows(exported.data)
+    column = rows[0].index("Weighted amount")
+    assert [row[column] for row in rows[1:]] == ["0.03"]
