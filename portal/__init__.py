@@ -19,13 +19,14 @@ from werkzeug.routing import IntegerConverter
 
 from . import config as default_config
 from .extensions import babel, csrf, db, htmx, login_manager, migrate
+from .listing import MAX_ID
 
 
 class BoundedIntConverter(IntegerConverter):
     """``<int:id>`` that only matches ids a database column can hold."""
 
     def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**62)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
 
 

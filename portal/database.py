@@ -1,7 +1,9 @@
-"""Database plumbing: SQLite pragmas, schema upgrade and the registry sync."""
+"""Database plumbing: SQLite pragmas, schema upgrade, the registry sync, and reading a
+large table in keyset batches."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +57,37 @@ def install(app: Flask) -> None:
         event.listen(Session, "do_orm_execute", _mark_bulk_written)
         event.listen(Session, "after_commit", _transaction_ended)
         event.listen(Session, "after_rollback", _transaction_ended)
+
+
+def keyset_batches(
+    statement: sa.Select, order: Sequence[Any], batch_size: int
+) -> Iterator[Sequence[sa.Row]]:
+    """The rows of ``statement`` in batches of ``batch_size``, ordered by the columns
+    ``order`` (the last one unique, e.g. ``(due_at, id)``; the rows must carry them).
+    Each batch starts after the last row of the one before (keyset, no OFFSET), so a
+    job may change and commit the rows of a batch before asking for the next: none is
+    skipped or read twice, and memory stays bounded however large the table.
+
+    ::
+
+        for rows in keyset_batches(sa.select(Item.id, Item.due_at), (Item.due_at, Item.id), 500):
+            handle(rows)
+            db.session.commit()
+    """
+    after: tuple[Any, ...] | None = None
+    while True:
+        page = statement.order_by(*order).limit(batch_size)
+        if after is not None:
+            page = page.where(
+                order[0] > after[0] if len(order) == 1 else sa.tuple_(*order) > sa.tuple_(*after)
+            )
+        rows = db.session.execute(page).all()
+        if not rows:
+            return
+        after = tuple(getattr(rows[-1], column.key) for column in order)
+        yield rows
+        if len(rows) < batch_size:
+            return
 
 
 def session_class() -> type:

@@ -71,6 +71,21 @@ def scoped(statement: sa.Select, model: Any, user: User, verb: str = "read") -> 
     return statement.where(owner_column(model).in_(owners))
 
 
+def people_in_scope(user: User, verb: str = "read", limit: int = 500) -> list[tuple[int, str]]:
+    """(id, name) of the active people whose records ``user`` may reach for ``verb``, by
+    name (at most ``limit``): the choices of an owner filter or an assignee picker."""
+    statement = (
+        sa.select(User.id, User.display_name)
+        .where(User.active.is_(True))
+        .order_by(User.display_name, User.id)
+        .limit(limit)
+    )
+    return [
+        (row.id, row.display_name)
+        for row in db.session.execute(scoped(statement, User, user, verb))
+    ]
+
+
 def can_reach(record: Any, user: User, verb: str = "read") -> bool:
     """Whether ``user`` may reach one already-loaded record for ``verb``."""
     model = type(record)

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .extensions import login_manager
+from .web import is_htmx_request, vary_on_htmx
 
 # Core endpoints reachable without a login. Plugins list theirs on the blueprint
 # (``public_endpoints``); the API authenticates with bearer tokens in its own guard.
@@ -61,7 +62,7 @@ def _require_login() -> Response | None:
 
 
 def _unauthorized() -> Response:
-    if request.headers.get("HX-Request"):
+    if is_htmx_request():
         # htmx cannot follow a redirect into a full page; tell it to navigate.
         response = Response(status=401)
         response.headers["HX-Redirect"] = url_for("auth.login")
@@ -80,7 +81,7 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(self)")
     if response.mimetype == "text/html":
         # One URL serves a full page or an htmx fragment; caches must tell them apart.
-        response.vary.add("HX-Request")
+        vary_on_htmx(response)
         headers.setdefault("Cache-Control", "no-store")
     return response
 

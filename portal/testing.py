@@ -6,13 +6,22 @@ The database is real: a SQLite file by default, or the server named by
 session by the migrations themselves; every test then starts from empty tables.
 
 Fixtures: ``app``, ``client``, ``make_app`` (an app with extra throwaway plugins),
-``make_person``, ``login``, ``api_client``, ``live_server``, ``browser``/``page``.
+``make_person``, ``login``, ``api_client``, ``live_server``, ``browser``, ``page`` and
+``phone_page`` (390 x 844, touch).
+
+Helpers: ``throwaway_plugin``, ``count_statements`` (no N+1), and for browser tests
+``log_in_page(page, live_server, "li")`` (a person logs in through the login form),
+``open_page(browser, **context_options)`` (a page of one's own, e.g. ``**PHONE`` with
+``device_scale_factor=2``), ``SCREENSHOTS`` (the folder for pictures a human looks at)
+and ``BROWSER_TIMEOUT`` (every page waits at most this long: a broken page fails fast).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +33,10 @@ import sqlalchemy as sa
 
 DEMO_TEST_PASSWORD = "correct-horse-42"  # noqa: S105 - the password test people get
 CHROMIUM = "/usr/bin/chromium"
+BROWSER_TIMEOUT = 5000  # ms: on a loopback server a broken page fails fast, not after 30 s
+# Screenshots browser tests take for a human to look at (outside the repository).
+SCREENSHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 def throwaway_plugin(name: str, requires: tuple[str, ...] = (), **hooks: Callable[..., Any]) -> Any:
@@ -285,6 +298,19 @@ def live_server(make_live_server: Callable[..., Any]) -> Any:
     return make_live_server()
 
 
+def log_in_page(page: Any, server: Any, username: str, password: str = DEMO_TEST_PASSWORD) -> None:
+    """Log ``username`` in on a browser ``page`` through the login form of a live
+    ``server`` (``live_server``, ``make_live_server``) and wait for the home page, its
+    deferred scripts run: the way a person starts, for browser tests."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.goto(server.url + "/login")
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name=re.compile("Log in|登录")).click()
+    expect(page).to_have_url(server.url + "/")
+    page.wait_for_load_state("domcontentloaded")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Debian's chromium driven by Playwright (never a downloaded browser)."""
@@ -309,17 +335,36 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser page; console errors and CSP violations are collected in
-    ``page.console_errors`` so tests can assert there are none."""
-    context = browser.new_context(locale="en-US")
+def open_page(browser: Any, **context_options: Any) -> Any:
+    """A page in a fresh browser context (``locale="en-US"`` unless given; ``**PHONE``
+    for a phone) that waits at most ``BROWSER_TIMEOUT`` and collects console errors and
+    CSP violations in ``page.console_errors``, so tests can assert there are none. The
+    folder ``SCREENSHOTS`` exists. ``page.context.close()`` ends it."""
+    context_options.setdefault("locale", "en-US")
+    context = browser.new_context(**context_options)
     new_page = context.new_page()
+    new_page.set_default_timeout(BROWSER_TIMEOUT)
     errors: list[str] = []
     new_page.on(
         "console", lambda message: errors.append(message.text) if message.type == "error" else None
     )
     new_page.on("pageerror", lambda error: errors.append(str(error)))
     new_page.console_errors = errors  # type: ignore[attr-defined]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return new_page
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser page (``open_page``)."""
+    new_page = open_page(browser)
     yield new_page
-    context.close()
+    new_page.context.close()
+
+
+@pytest.fixture
+def phone_page(browser: Any) -> Iterator[Any]:
+    """A fresh browser page on a phone-sized touch screen (``open_page(browser, **PHONE)``)."""
+    new_page = open_page(browser, **PHONE)
+    yield new_page
+    new_page.context.close()

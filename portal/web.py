@@ -1,16 +1,28 @@
-"""The layout's mechanism: home page, vendor files, navigation, template slots, errors."""
+"""The layout's mechanism: home page, vendor files, navigation, template slots, errors,
+and htmx on the server side.
+
+htmx: every view (core and plugins) tells an htmx request by ``is_htmx_request``, keeps
+the full page and the fragment of one URL apart in caches by ``vary_on_htmx``, and
+answers a refusal by ``refuse``: htmx does not swap an error answer (403, 409) into the
+page, so to htmx the message is flashed and the browser sent to a page (``HX-Redirect``);
+without htmx the answer carries the status and the message itself.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
+    flash,
     jsonify,
+    make_response,
     render_template,
     request,
     send_from_directory,
@@ -122,6 +134,44 @@ def company_name() -> str:
         return str(get_setting("core.company_name"))
     except Exception:  # the settings table may not exist yet (fresh install, error page)
         return "Salesloop"
+
+
+# -- htmx -----------------------------------------------------------------------------
+
+
+def is_htmx_request(*, boosted: bool = True) -> bool:
+    """Whether htmx sent this request (``HX-Request``). With ``boosted=False`` a boosted
+    link or form (``HX-Boosted``: it wants the whole page, like a plain request) does
+    not count, only htmx's own requests (``hx-get``, polling ...)."""
+    if not request.headers.get("HX-Request"):
+        return False
+    return boosted or not request.headers.get("HX-Boosted")
+
+
+def vary_on_htmx(response: Any, *, target: bool = False) -> Response:
+    """``response`` (anything a view may return) as a Response that says it depends on
+    ``HX-Request`` (the fragment and the full page of one URL), and on ``HX-Target``
+    too when ``target`` (the fragment depends on which element asked)."""
+    response = make_response(response)
+    response.vary.add("HX-Request")
+    if target:
+        response.vary.add("HX-Target")
+    return response
+
+
+def refuse(status: int, message: str, page_url: str, page: Callable[[], Any] | None = None) -> Any:
+    """A 403 or 409 the person understands. To htmx: the message flashed and the
+    browser sent to ``page_url``. Without htmx: a 403 (or any status without ``page``)
+    is the error page with the message; a 409 is ``page()``, the record's page rendered
+    again with the message and the status."""
+    if is_htmx_request():
+        flash(message, "danger" if status == 403 else "warning")
+        response = make_response("", status)
+        response.headers["HX-Redirect"] = page_url
+        return response
+    if status == 403 or page is None:
+        abort(status, description=message)
+    return page()
 
 
 def _wants_json() -> bool:

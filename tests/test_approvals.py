@@ -27,7 +27,7 @@ from portal.plugins.types import ApprovalKind
 from portal.rules.models import RuleDecision
 from portal.rules.service import rules
 from portal.settings import Setting
-from portal.testing import throwaway_plugin
+from portal.testing import log_in_page, throwaway_plugin
 
 NOW = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Monday
 TODAY = date(2025, 3, 10)
@@ -1145,14 +1145,10 @@ def approvals_server(make_live_server: Any, people: dict[str, int]) -> Any:
 def test_p1_3_2_browser_return_needs_a_comment_then_the_requester_sends_it_again(
     approvals_server: Any, page: Any
 ) -> None:
-    import re
     import tempfile
     from pathlib import Path
 
-    from portal.testing import DEMO_TEST_PASSWORD
-
     expect = pytest.importorskip("playwright.sync_api").expect
-    page.set_default_timeout(5000)
     with approvals_server.app.app_context():
         request_id = submit_leave(facts=MEDIUM_LEAVE)
 
@@ -1160,11 +1156,7 @@ def test_p1_3_2_browser_return_needs_a_comment_then_the_requester_sends_it_again
         # Leave the page first: a bell poll still in flight would set the cookie again.
         page.goto("about:blank")
         page.context.clear_cookies()
-        page.goto(approvals_server.url + "/login")
-        page.locator("#username").fill(username)
-        page.locator("#password").fill(DEMO_TEST_PASSWORD)
-        page.get_by_role("button", name=re.compile("Log in")).click()
-        expect(page).to_have_url(approvals_server.url + "/")
+        log_in_page(page, approvals_server, username)
 
     log_in("sup_east")
     page.goto(approvals_server.url + "/approvals/")

@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import gettext
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import DEMO_TEST_PASSWORD, PHONE, SCREENSHOTS, log_in_page, open_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 5000  # ms: a broken page fails fast instead of hanging
-expect.set_options(timeout=TIMEOUT)
-
-# Screenshots for a human to look at (outside the repository).
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
 CATALOG = Path(__file__).resolve().parent.parent / "portal" / "translations" / "zh_CN"
 ADMIN_LINKS = ["People", "Organisation units", "Roles and permissions", "Settings", "Plugins"]
 
@@ -53,27 +47,6 @@ NAVIGATION: dict[str, tuple[list[str], list[str] | None]] = {
 }
 
 
-def _new_page(context: Any) -> Any:
-    """A page of ``context`` collecting console errors like the ``page`` fixture does."""
-    new_page = context.new_page()
-    new_page.set_default_timeout(TIMEOUT)
-    errors: list[str] = []
-    new_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    new_page.on("pageerror", lambda error: errors.append(str(error)))
-    new_page.console_errors = errors
-    return new_page
-
-
-def log_in(page: Any, server: Any, username: str, password: str = DEMO_TEST_PASSWORD) -> None:
-    """Log in through the login form and land on the home page."""
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
-    page.wait_for_load_state("domcontentloaded")  # the deferred scripts have run
-
-
 def log_out(page: Any, server: Any) -> None:
     """Log out through the user menu and land on the login page."""
     page.get_by_test_id("user-menu").click()
@@ -93,13 +66,6 @@ def _translation(msgid: str) -> str | None:
 
 
 @pytest.fixture
-def page(page: Any) -> Any:
-    """The plugin's ``page`` (console errors collected), failing fast."""
-    page.set_default_timeout(TIMEOUT)
-    return page
-
-
-@pytest.fixture
 def builtin_server(make_live_server: Any) -> Any:
     """Like ``live_server``, with only the built-in plugins: whatever else is installed in
     the environment (an example plugin, say) would add links to the navigation."""
@@ -112,7 +78,7 @@ def test_p2_each_role_logs_in_and_sees_its_navigation(
 ) -> None:
     live_server = builtin_server
     make_person(role, roles=[role], display_name=f"Test {role}")
-    log_in(page, live_server, role)
+    log_in_page(page, live_server, role)
     main_links, admin_links = NAVIGATION[role]
 
     nav = page.get_by_test_id("main-nav")
@@ -138,7 +104,7 @@ def test_language_switch_changes_the_page_and_sticks(
     live_server: Any, page: Any, make_person: Any
 ) -> None:
     make_person("li", roles=["salesperson"])
-    log_in(page, live_server, "li")
+    log_in_page(page, live_server, "li")
     expect(page.locator("html")).to_have_attribute("lang", "en")
 
     page.get_by_test_id("language").select_option(label="简体中文")  # portal.js submits it
@@ -155,7 +121,7 @@ def test_language_switch_changes_the_page_and_sticks(
     log_out(page, live_server)
     # The session is gone and the browser asks for English: the login page is English ...
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    log_in(page, live_server, "li")
+    log_in_page(page, live_server, "li")
     # ... and the choice comes back with the person.
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     for text in chinese:
@@ -166,7 +132,7 @@ def test_language_switch_changes_the_page_and_sticks(
 def test_strict_csp_and_no_console_errors(live_server: Any, page: Any, org: dict[str, int]) -> None:
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    log_in(page, live_server, "admin")
+    log_in_page(page, live_server, "admin")
 
     # Vendor assets came from the installed packages and work.
     assert page.evaluate("typeof window.htmx") == "object"
@@ -204,7 +170,7 @@ def test_strict_csp_and_no_console_errors(live_server: Any, page: Any, org: dict
 def test_htmx_boosted_form_carries_csrf_and_shows_field_errors(
     live_server: Any, page: Any, org: dict[str, int]
 ) -> None:
-    log_in(page, live_server, "admin")
+    log_in_page(page, live_server, "admin")
     page.goto(live_server.url + "/admin/users")
     page.get_by_test_id("new-user").click()
     expect(page.locator("main h1")).to_have_text("New person")
@@ -223,7 +189,7 @@ def test_htmx_boosted_form_carries_csrf_and_shows_field_errors(
         expect(feedback.first).to_be_visible()
     expect(page.locator("#username ~ .invalid-feedback")).to_contain_text("This field is required")
     expect(page.locator("#roles ~ .invalid-feedback")).to_have_text("Choose at least one role.")
-    page.screenshot(path=SHOTS / "user-form-errors.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "user-form-errors.png", full_page=True)
 
     page.locator("#username").fill("nina")
     page.locator("#display_name").fill("Nina Newcomer")
@@ -253,22 +219,15 @@ def test_htmx_boosted_form_carries_csrf_and_shows_field_errors(
 
 
 def test_phone_viewport_navigation(live_server: Any, browser: Any, org: dict[str, int]) -> None:
-    context = browser.new_context(
-        locale="en-US",
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
+    page = open_page(browser, device_scale_factor=2, **PHONE)
     try:
-        page = _new_page(context)
-        log_in(page, live_server, "li")
+        log_in_page(page, live_server, "li")
         expect(page.locator(".widget-body").first).to_contain_text("Shanghai")
         toggler = page.locator(".navbar-toggler")
         expect(toggler).to_be_visible()
         expect(page.get_by_test_id("main-nav")).to_be_hidden()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        page.screenshot(path=SHOTS / "home-phone.png", full_page=True)
+        page.screenshot(path=SCREENSHOTS / "home-phone.png", full_page=True)
 
         toggler.tap()
         expect(toggler).to_have_attribute("aria-expanded", "true")
@@ -279,10 +238,10 @@ def test_phone_viewport_navigation(live_server: Any, browser: Any, org: dict[str
         expect(page.get_by_test_id("supervisor")).to_have_text("Sup_East")
         expect(page.locator(".navbar-toggler")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        page.screenshot(path=SHOTS / "profile-phone.png", full_page=True)
+        page.screenshot(path=SCREENSHOTS / "profile-phone.png", full_page=True)
         assert page.console_errors == []
     finally:
-        context.close()
+        page.context.close()
 
 
 def test_wrong_password_shows_message_and_throttles(

@@ -4,25 +4,19 @@ Debian's chromium through Playwright against a live server (CSRF on, strict CSP,
 from __future__ import annotations
 
 import re
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.audit.recorder import acting_as
 from portal.plugins import LoopType
-from portal.testing import DEMO_TEST_PASSWORD, throwaway_plugin
+from portal.testing import SCREENSHOTS, log_in_page, throwaway_plugin
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
-
-TIMEOUT = 5000
-expect.set_options(timeout=TIMEOUT)
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
 
 
 @pytest.fixture
@@ -33,22 +27,6 @@ def work_server(make_live_server: Any) -> Any:
         portal_loop_types=lambda: [LoopType("bw.follow_up", "Customer follow-up", clause="P3.1.3")],
     )
     return make_live_server(plugins=[("bw", plugin)])
-
-
-@pytest.fixture
-def page(page: Any) -> Any:
-    page.set_default_timeout(TIMEOUT)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return page
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
-    page.wait_for_load_state("domcontentloaded")
 
 
 def seed(app: Any, org: dict[str, int]) -> None:
@@ -108,7 +86,7 @@ def test_p1_3_2_my_work_overdue_first_filter_by_type_with_htmx_and_open_an_item(
     work_server: Any, page: Any, org: dict[str, int]
 ) -> None:
     seed(work_server.app, org)
-    log_in(page, work_server, "li")
+    log_in_page(page, work_server, "li")
     page.get_by_test_id("main-nav").get_by_role("link", name="My work").click()
     expect(page.locator("main h1")).to_have_text("My work")
 
@@ -126,7 +104,7 @@ def test_p1_3_2_my_work_overdue_first_filter_by_type_with_htmx_and_open_an_item(
         ]
     )
     assert "Wang's item" not in page.content()
-    page.screenshot(path=SHOTS / "work-inbox.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "work-inbox.png", full_page=True)
 
     # The type filter swaps the list through htmx: the page around it stays.
     page.evaluate("window.__stayed = true")
@@ -161,7 +139,7 @@ def test_p1_3_4_metrics_page_charts_load_under_the_csp(
     seed(work_server.app, org)
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    log_in(page, work_server, "sup_east")
+    log_in_page(page, work_server, "sup_east")
     # The team view: a summary per person in the supervisor's units, then the items.
     page.get_by_test_id("main-nav").get_by_role("link", name="My work").click()
     page.get_by_test_id("team-link").click()
@@ -171,7 +149,7 @@ def test_p1_3_4_metrics_page_charts_load_under_the_csp(
     expect(summary.first).to_contain_text("Li")
     expect(summary.nth(1)).to_contain_text("Wang")
     expect(page.get_by_test_id("work-row").first.get_by_test_id("overdue-badge")).to_be_visible()
-    page.screenshot(path=SHOTS / "work-team.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "work-team.png", full_page=True)
     page.get_by_test_id("main-nav").get_by_role("link", name="Loop metrics").click()
     expect(page.locator("main h1")).to_have_text("Loop metrics")
     expect(page.get_by_test_id("total-overdue")).to_have_text("2")  # li's and wang's
@@ -188,31 +166,22 @@ def test_p1_3_4_metrics_page_charts_load_under_the_csp(
     expect(page).to_have_url(re.compile(r"group=type"))
     expect(page.get_by_test_id("metrics-groups")).to_contain_text("Customer follow-up")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=SHOTS / "work-metrics.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "work-metrics.png", full_page=True)
     assert page.console_errors == []
     assert failed == []
 
 
-def test_p1_3_2_my_work_on_a_phone(work_server: Any, browser: Any, org: dict[str, int]) -> None:
+def test_p1_3_2_my_work_on_a_phone(work_server: Any, phone_page: Any, org: dict[str, int]) -> None:
     seed(work_server.app, org)
-    context = browser.new_context(
-        locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-    )
-    try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        log_in(page, work_server, "li")
-        page.goto(work_server.url + "/work/")
-        expect(page.get_by_test_id("work-row")).to_have_count(4)
-        # Rows stack into cards: nothing wider than the screen.
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        first = page.get_by_test_id("work-row").first
-        title_box = first.get_by_test_id("work-title").bounding_box()
-        due_box = first.get_by_test_id("work-due").bounding_box()
-        assert due_box["y"] > title_box["y"]  # under the title, not beside it
-        page.screenshot(path=SHOTS / "work-inbox-phone.png", full_page=True)
-        assert errors == []
-    finally:
-        context.close()
+    page = phone_page
+    log_in_page(page, work_server, "li")
+    page.goto(work_server.url + "/work/")
+    expect(page.get_by_test_id("work-row")).to_have_count(4)
+    # Rows stack into cards: nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    first = page.get_by_test_id("work-row").first
+    title_box = first.get_by_test_id("work-title").bounding_box()
+    due_box = first.get_by_test_id("work-due").bounding_box()
+    assert due_box["y"] > title_box["y"]  # under the title, not beside it
+    page.screenshot(path=SCREENSHOTS / "work-inbox-phone.png", full_page=True)
+    assert page.console_errors == []

@@ -27,7 +27,7 @@ from portal.loops.models import LoopAttachment, LoopEvent, LoopItem, Notificatio
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
 from portal.rules.models import RuleDecision
-from portal.testing import DEMO_TEST_PASSWORD, count_statements, throwaway_plugin
+from portal.testing import DEMO_TEST_PASSWORD, count_statements, log_in_page, throwaway_plugin
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 T0 = datetime(2030, 3, 4, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Shanghai
@@ -973,11 +973,7 @@ def test_p1_3_2_closing_in_the_browser_on_a_phone(
     app = live_server.app
     loop_id = raise_item(app, org["li"], org["sup_east"], title="Visit the distributor")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(live_server.url + "/login")
-    page.locator("#username").fill("li")
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in")).click()
-    expect(page).to_have_url(live_server.url + "/")
+    log_in_page(page, live_server, "li")
     page.goto(f"{live_server.url}/loops/{loop_id}")
     page.wait_for_load_state("domcontentloaded")
     page.get_by_role("button", name="Start working on it").click()

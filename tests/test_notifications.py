@@ -698,7 +698,6 @@ def test_p1_3_2_the_bell_in_a_real_browser_counts_and_follows_mark_read(
 ) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")
     expect = playwright_api.expect
-    page.set_default_timeout(5000)
     li = make_person("li")
     with live_server.app.app_context():
         for number in range(2):

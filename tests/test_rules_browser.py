@@ -4,45 +4,26 @@ it and finds it in the history, under the strict CSP with htmx (no console error
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 5000  # ms
-SHOTS = Path(tempfile.gettempdir())
 MEAL_ROWS = "rows: [[salesperson, 150], [supervisor, 250], [manager, 400]]"
 RAISED_ROWS = "rows: [[salesperson, 300], [supervisor, 250], [manager, 400]]"
-
-
-@pytest.fixture
-def page(page: Any) -> Any:
-    page.set_default_timeout(TIMEOUT)
-    return page
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
-    page.wait_for_load_state("domcontentloaded")
 
 
 def test_p1_3_4_admin_edits_checks_publishes_and_finds_the_version_in_history(
     live_server: Any, page: Any, make_person: Any
 ) -> None:
     make_person("admin", roles=["admin"], display_name="Alex Admin")
-    log_in(page, live_server, "admin")
+    log_in_page(page, live_server, "admin")
 
     page.get_by_test_id("admin-menu").click()
     page.get_by_role("link", name="Rule files").click()
@@ -67,7 +48,7 @@ def test_p1_3_4_admin_edits_checks_publishes_and_finds_the_version_in_history(
     expect(errors).to_contain_text(f"{line}:")
     expect(errors).to_contain_text("categroy")
     assert editor.input_value() == broken
-    page.screenshot(path=SHOTS / "rules-edit-errors.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "rules-edit-errors.png", full_page=True)
 
     # The raised meal limit: valid, every test passes.
     editor.fill(original.replace(MEAL_ROWS, RAISED_ROWS))
@@ -87,7 +68,7 @@ def test_p1_3_4_admin_edits_checks_publishes_and_finds_the_version_in_history(
     expect(newest.locator(".diff-add")).to_contain_text([re.compile(r"salesperson, 300")])
     expect(newest.locator(".diff-del")).to_contain_text([re.compile(r"salesperson, 150")])
     expect(page.get_by_test_id("rollback-1")).to_be_visible()
-    page.screenshot(path=SHOTS / "rules-history.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "rules-history.png", full_page=True)
 
     # Rolling back asks first (hx-confirm: the browser's own dialog, no eval needed).
     questions: list[str] = []

@@ -8,7 +8,8 @@ document, which is built from the same declarations that register the routes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -19,11 +20,16 @@ from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from ..extensions import csrf
+from ..loops.errors import REFUSALS, refusal_of
+from ..org.services import ValidationFailed
 from ..plugins.manager import CORE
 from ..plugins.registry import PortalState
 from ..plugins.types import ApiRoute
 
 API_PREFIX = "/api/v1"
+# Pieces of the response schemas (``ApiRoute.schema``) every resource writes alike.
+TIME_SCHEMA = {"type": ["string", "null"], "format": "date-time"}  # ``iso_time``
+DATE_SCHEMA = {"type": ["string", "null"], "format": "date"}
 
 
 class ApiError(Exception):
@@ -64,14 +70,21 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> Any:
-    """Validate a JSON object with the same form class the web page uses.
+def invalid(fields: Mapping[str, Any]) -> ApiError:
+    """The API's 422: the messages per field (a form's ``errors``, or any name: list of
+    messages); raise it."""
+    return ApiError(
+        422,
+        "validation_failed",
+        _("Some fields are not valid."),
+        {name: [str(message) for message in messages] for name, messages in fields.items()},
+    )
 
-    Unknown keys are refused (a typo must not be silently ignored).
-    """
-    form = form_class(formdata=MultiDict(), meta={"csrf": False}, **form_kwargs)
-    fields = {field.name: field for field in form}
-    unknown = sorted(set(body) - set(fields))
+
+def refuse_unknown(body: Mapping[str, Any], known: Iterable[str]) -> None:
+    """400 naming each key of ``body`` not in ``known``: a typo must not be silently
+    ignored."""
+    unknown = sorted(set(body) - set(known))
     if unknown:
         raise ApiError(
             400,
@@ -79,6 +92,16 @@ def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> 
             _("Unknown fields: %(names)s", names=", ".join(unknown)),
             {name: [_("Unknown field.")] for name in unknown},
         )
+
+
+def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> Any:
+    """Validate a JSON object with the same form class the web page uses.
+
+    Unknown keys are refused (a typo must not be silently ignored).
+    """
+    form = form_class(formdata=MultiDict(), meta={"csrf": False}, **form_kwargs)
+    fields = {field.name: field for field in form}
+    refuse_unknown(body, fields)
     # JSON types must fit the field: true/false for a yes/no field (the string "no" is
     # not false), a list only for a multiple choice, never an object.
     formdata = MultiDict()
@@ -102,16 +125,46 @@ def validated(form_class: type, body: Mapping[str, Any], **form_kwargs: Any) -> 
         else:
             formdata[key] = str(value)
     if wrong:
-        raise ApiError(422, "validation_failed", _("Some fields are not valid."), wrong)
+        raise invalid(wrong)
     form = form_class(formdata=formdata, meta={"csrf": False}, **form_kwargs)
     if not form.validate():
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {name: [str(m) for m in messages] for name, messages in form.errors.items()},
-        )
+        raise invalid(form.errors)
     return form
+
+
+@contextmanager
+def service_errors(
+    stale_message: str | None = None, renamed: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Answer what a service refuses the API's one way (the API rolls the transaction
+    back): ``ValidationFailed`` is 422 with the messages per field (``renamed`` maps a
+    service's field name to the body's), ``NotAllowed`` 403, ``StateConflict`` 409, and
+    ``StaleDataError`` (someone changed the record meanwhile) 409 with ``stale_message``.
+
+    ::
+
+        with service_errors(_("Someone changed this claim meanwhile; read it again.")):
+            approve_claim(claim, current_api_user())
+            db.session.commit()
+    """
+    try:
+        yield
+    except ValidationFailed as error:
+        fields: dict[str, list[str]] = {}
+        for name, messages in error.fields.items():
+            fields.setdefault((renamed or {}).get(name, name), []).extend(messages)
+        raise invalid(fields) from None
+    except REFUSALS as error:
+        status, message = refusal_of(
+            error, stale_message or _("Someone changed this item meanwhile; read it again.")
+        )
+        code = "forbidden" if status == 403 else "conflict"
+        raise ApiError(status, code, message) from None
+
+
+def iso_day(day: Any) -> str | None:
+    """A date as the API shows it: YYYY-MM-DD, or None."""
+    return day.isoformat() if day is not None else None
 
 
 def iso_time(moment: Any) -> str | None:

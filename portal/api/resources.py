@@ -17,7 +17,7 @@ from ..org.forms import UnitForm, UserForm
 from ..org.models import OrgUnit
 from ..plugins.types import ApiRoute
 from ..scoping import get_scoped_or_404, scoped
-from . import ApiError, current_api_user, json_body, page_response, validated
+from . import ApiError, current_api_user, json_body, page_response, service_errors, validated
 
 USER_SCHEMA = {
     "type": "object",
@@ -93,10 +93,6 @@ def unit_json(unit: OrgUnit) -> dict[str, Any]:
     }
 
 
-def _failed(error: services.ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", str(error), error.fields)
-
-
 def list_users() -> Any:
     """People in the caller's read scope."""
     statement = scoped(sa.select(User), User, current_api_user()).order_by(User.id)
@@ -121,12 +117,10 @@ def me() -> Any:
 def create_user() -> Any:
     """Create a person (needs core.users.manage)."""
     form = validated(UserForm, json_body(), creating=True)
-    try:
+    with service_errors():
         fields = form.person_fields()
         fields["active"] = fields["active"] if "active" in request.get_json() else True
         user = services.create_user(**fields, actor=current_api_user())
-    except services.ValidationFailed as error:
-        raise _failed(error) from None
     db.session.commit()
     response = jsonify(user_json(user))
     response.status_code = 201
@@ -150,10 +144,8 @@ def patch_user(user_id: int) -> Any:
             {"active": ["You cannot disable your own account."]},
         )
     changes = {key: getattr(form, key).data for key in body}
-    try:
+    with service_errors():
         services.update_user(user, changes, actor=current_api_user())
-    except services.ValidationFailed as error:
-        raise _failed(error) from None
     db.session.commit()
     return jsonify(user_json(user))
 
@@ -171,8 +163,8 @@ def get_unit(unit_id: int) -> Any:
 
 def _save_unit(unit: OrgUnit | None, data: dict[str, Any]) -> OrgUnit:
     form = validated(UnitForm, data)
-    try:
-        return services.save_unit(
+    with service_errors():
+        saved = services.save_unit(
             unit,
             form.name.data,
             form.kind.data,
@@ -181,8 +173,7 @@ def _save_unit(unit: OrgUnit | None, data: dict[str, Any]) -> OrgUnit:
             form.active.data,
             known_kinds=set(current_app.extensions["portal"].unit_kinds),
         )
-    except services.ValidationFailed as error:
-        raise _failed(error) from None
+    return saved
 
 
 def create_unit() -> Any:

@@ -10,14 +10,20 @@ from typing import Any
 from flask import jsonify, request
 from flask_babel import gettext as _
 
-from ..api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from ..api import (
+    ApiError,
+    current_api_user,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from ..extensions import db
 from ..listing import paginate
-from ..org.services import ValidationFailed
 from ..plugins.types import ApiRoute
 from . import approvals as service
 from .approval_forms import ApiActionForm
-from .errors import NotAllowed, StateConflict
 from .models import REQUEST_STATUSES, STEP_STATUSES, ApprovalRequest
 
 PERSON_SCHEMA = {
@@ -159,7 +165,7 @@ def act_on_approval(request_id: int) -> Any:
     form = validated(ApiActionForm, json_body())
     user = current_api_user()
     action = form.action.data
-    try:
+    with service_errors(_("This request was changed by someone else meanwhile.")):
         if action == "resubmit":
             service.resubmit(found, user)
         elif action == "cancel":
@@ -167,15 +173,6 @@ def act_on_approval(request_id: int) -> Any:
         else:
             service.act(found, user, action, form.comment.data or "")
         db.session.commit()
-    except ValidationFailed as error:
-        raise ApiError(422, "validation_failed", str(error), error.fields) from None
-    except StateConflict as error:
-        raise ApiError(409, "conflict", str(error)) from None
-    except NotAllowed as error:
-        raise ApiError(403, "forbidden", str(error)) from None
-    except Exception:
-        db.session.rollback()
-        raise
     return jsonify(request_json(found, with_steps=True))
 
 

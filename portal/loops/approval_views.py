@@ -31,6 +31,7 @@ from ..extensions import db
 from ..listing import paginate
 from ..org.services import ValidationFailed
 from ..scoping import get_scoped_or_404, scoped
+from ..web import is_htmx_request
 from . import approvals as service
 from .approval_forms import ActionForm, DelegationForm, EndDelegationForm, RequesterForm
 from .errors import NotAllowed, StateConflict
@@ -159,7 +160,7 @@ def _conflict(found: ApprovalRequest, error: StateConflict) -> Any:
     db.session.rollback()
     db.session.refresh(found)
     message = str(error) or _("This request was already decided.")
-    if request.headers.get("HX-Request"):
+    if is_htmx_request():
         flash(message, "warning")
         body, code = _render_detail(found, status=409, conflict=message)
         reply = make_response(body, code)

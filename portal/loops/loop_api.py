@@ -12,21 +12,26 @@ from typing import Any
 import sqlalchemy as sa
 from flask import abort, jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 
-from ..api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from ..api import (
+    TIME_SCHEMA,
+    current_api_user,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from ..extensions import db
 from ..listing import paginate
-from ..org.services import ValidationFailed
 from ..plugins.types import ApiRoute
 from . import service
-from .errors import NotAllowed, StateConflict
+from .errors import StateConflict
 from .forms import LoopActionForm, LoopRaiseForm
 from .loop_views import FORM_FIELD, raise_from_form, send_attachment
 from .models import LOOP_STATUSES, PRIORITIES, LoopAttachment, LoopItem
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 LOOP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -46,9 +51,9 @@ LOOP_SCHEMA: dict[str, Any] = {
         "status": {"type": "string", "enum": list(LOOP_STATUSES)},
         "closure_note": {"type": "string"},
         "evidence": {"type": "string"},
-        "started_at": _TIME,
-        "closed_at": _TIME,
-        "verified_at": _TIME,
+        "started_at": TIME_SCHEMA,
+        "closed_at": TIME_SCHEMA,
+        "verified_at": TIME_SCHEMA,
         "verified_by_id": {"type": ["integer", "null"]},
         "escalation_level": {"type": "integer"},
         "reopen_count": {"type": "integer"},
@@ -161,13 +166,6 @@ def loop_detail_json(item: LoopItem) -> dict[str, Any]:
     }
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    fields: dict[str, list[str]] = {}
-    for name, messages in error.fields.items():
-        fields.setdefault(FORM_FIELD.get(name, name), []).extend(messages)
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), fields)
-
-
 def _item(loop_id: int) -> LoopItem:
     item = service.get_loop(loop_id, current_api_user())
     if item is None:
@@ -190,10 +188,8 @@ def raise_item() -> Any:
     """Raise a loop item for yourself or someone in your write scope."""
     user = current_api_user()
     form = validated(LoopRaiseForm, json_body(), actor=user)
-    try:
+    with service_errors(renamed=FORM_FIELD):
         item = raise_from_form(form, user)
-    except ValidationFailed as error:
-        raise _failed(error) from None
     db.session.commit()
     response = jsonify(loop_detail_json(item))
     response.status_code = 201
@@ -213,7 +209,7 @@ def act_on_item(loop_id: int) -> Any:
     item = _item(loop_id)
     form = validated(LoopActionForm, json_body())
     action = form.action.data
-    try:
+    with service_errors(_("Someone changed this item meanwhile; read it again."), FORM_FIELD):
         service.check_action(item, user, action)
         if form.version.data is not None and form.version.data != item.lock_version:
             raise StateConflict(_("The item changed since you read it."))
@@ -227,16 +223,6 @@ def act_on_item(loop_id: int) -> Any:
             due_at=service.due_at_from_date(form.due_on.data) if form.due_on.data else None,
         )
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except NotAllowed as refusal:
-        raise ApiError(403, "forbidden", str(refusal)) from None
-    except StateConflict as conflict:
-        raise ApiError(409, "conflict", str(conflict)) from None
-    except StaleDataError:
-        raise ApiError(
-            409, "conflict", _("Someone changed this item meanwhile; read it again.")
-        ) from None
     fresh = service.get_loop(loop_id, user)
     return jsonify(loop_detail_json(fresh if fresh is not None else item))
 

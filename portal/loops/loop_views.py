@@ -26,16 +26,16 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..auth.models import User
 from ..extensions import db
 from ..listing import paginate
 from ..models import as_utc, utcnow
 from ..org.services import ValidationFailed
-from ..scoping import scoped
+from ..scoping import people_in_scope
+from ..web import is_htmx_request, refuse
 from . import service
-from .errors import NotAllowed, StateConflict
+from .errors import REFUSALS, refusal_of
 from .forms import ACTION_FORMS, LoopRaiseForm
 from .models import LOOP_STATUSES, PRIORITIES, LoopAttachment, LoopItem
 
@@ -86,12 +86,8 @@ def loop_overdue(item: LoopItem) -> bool:
     return service.is_overdue(item)
 
 
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
 def _wants_panel() -> bool:
-    return _is_htmx() and request.headers.get("HX-Target") == PANEL
+    return is_htmx_request() and request.headers.get("HX-Target") == PANEL
 
 
 # -- the register ----------------------------------------------------------------
@@ -104,16 +100,7 @@ def index() -> Any:
     statement = service.filter_loops(statement, request.args)
     statement = statement.order_by(LoopItem.due_at, LoopItem.id)
     page = paginate(statement)
-    people = db.session.execute(
-        scoped(
-            sa.select(User.id, User.display_name)
-            .where(User.active.is_(True))
-            .order_by(User.display_name)
-            .limit(500),
-            User,
-            current_user,
-        )
-    ).all()
+    people = people_in_scope(current_user)
     declared = current_app.extensions["portal"].loop_types.values()
     return render_template(
         "loops/index.html",
@@ -255,16 +242,13 @@ def detail(loop_id: int) -> Any:
 
 
 def _refused(item_id: int, status: int, message: str) -> Any:
-    """A 403 or 409 the person understands. With htmx (which does not swap errors) the
-    page is reloaded with the message; without, the page shows it with the status."""
-    if _is_htmx():
-        flash(message, "danger" if status == 403 else "warning")
-        response = make_response("", status)
-        response.headers["HX-Redirect"] = url_for("loops.detail", loop_id=item_id)
-        return response
-    if status == 403:
-        abort(403, description=message)
-    return _render(_item_or_404(item_id), status, problem=message)
+    """A 403 or 409 the person understands, on the item's page (``portal.web.refuse``)."""
+    return refuse(
+        status,
+        message,
+        url_for("loops.detail", loop_id=item_id),
+        lambda: _render(_item_or_404(item_id), status, problem=message),
+    )
 
 
 @bp.post("/<int:loop_id>/<action>")
@@ -275,10 +259,8 @@ def act(loop_id: int, action: str) -> Any:
     item = _item_or_404(loop_id)
     try:
         service.check_action(item, current_user, action)
-    except NotAllowed as refusal:
-        return _refused(loop_id, 403, str(refusal))
-    except StateConflict as conflict:
-        return _refused(loop_id, 409, str(conflict))
+    except REFUSALS as error:
+        return _refused(loop_id, *refusal_of(error, _conflict_text()))
     kwargs = {"actor": current_user} if action == "reassign" else {}
     form = ACTION_FORMS[action](prefix=action, **kwargs)
     if not form.validate():
@@ -303,15 +285,9 @@ def act(loop_id: int, action: str) -> Any:
         db.session.rollback()
         error.show_on(form, FORM_FIELD)
         return _render(_item_or_404(loop_id), 422, submitted=(action, form))
-    except NotAllowed as refusal:
+    except REFUSALS as error:
         db.session.rollback()
-        return _refused(loop_id, 403, str(refusal))
-    except StateConflict as conflict:
-        db.session.rollback()
-        return _refused(loop_id, 409, str(conflict))
-    except StaleDataError:
-        db.session.rollback()
-        return _refused(loop_id, 409, _conflict_text())
+        return _refused(loop_id, *refusal_of(error, _conflict_text()))
     message = _DONE_MESSAGES[action]()
     if _wants_panel():
         item = service.get_loop(loop_id, current_user)

@@ -39,14 +39,15 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.recorder import acting_as
 from ..auth.models import User
+from ..database import keyset_batches
 from ..events import emit
 from ..extensions import db
-from ..listing import like_pattern
+from ..listing import id_arg, like_pattern
 from ..models import as_utc, utcnow
 from ..org.models import OrgUnit
 from ..org.services import ValidationFailed, supervisor_of
 from ..rules.engine import Evaluation, RuleInputError
-from ..rules.service import rules
+from ..rules.service import evaluate_distinct, rules
 from ..scoping import can_reach, scoped, visible_owner_ids
 from .errors import NotAllowed, StateConflict
 from .models import OPEN_STATUSES, PRIORITIES, LoopAttachment, LoopEvent, LoopItem
@@ -243,7 +244,7 @@ def filter_loops(
     if value in PRIORITIES:
         statement = statement.where(LoopItem.priority == value)
     for key, column in (("owner", LoopItem.owner_id), ("raised_by", LoopItem.raised_by_id)):
-        number = _int_arg(args, key)
+        number = id_arg(args.get(key))
         if number is not None:
             statement = statement.where(column == number)
     value = _arg(args, "due", 8)
@@ -270,14 +271,6 @@ def filter_loops(
 def _arg(args: Mapping[str, Any], key: str, longest: int) -> str:
     value = args.get(key)
     return str(value).strip()[:longest] if value not in (None, "") else ""
-
-
-def _int_arg(args: Mapping[str, Any], key: str) -> int | None:
-    try:
-        number = int(str(args.get(key, "")).strip())
-    except ValueError:
-        return None
-    return number if 0 < number < 2**62 else None
 
 
 def clause_matches(column: Any, clause: str) -> Any:
@@ -1185,28 +1178,16 @@ def escalate_overdue(now: datetime | None = None, batch_size: int = 1000) -> dic
         answers: dict[tuple[Any, ...], Evaluation | None] = {}
         chains = LeaderChains()
         for status in OPEN_STATUSES:
-            after: tuple[datetime, int] | None = None
-            while True:
-                statement = (
-                    sa.select(
-                        LoopItem.id,
-                        LoopItem.due_at,
-                        LoopItem.priority,
-                        LoopItem.type,
-                        LoopItem.escalation_level,
-                        LoopItem.lock_version,
-                    )
-                    .where(LoopItem.status == status, LoopItem.due_at < now)
-                    .order_by(LoopItem.due_at, LoopItem.id)
-                    .limit(batch_size)
-                )
-                if after is not None:
-                    statement = statement.where(
-                        sa.tuple_(LoopItem.due_at, LoopItem.id) > sa.tuple_(*after)
-                    )
-                rows = db.session.execute(statement).all()
-                if not rows:
-                    break
+            statement = sa.select(
+                LoopItem.id,
+                LoopItem.due_at,
+                LoopItem.priority,
+                LoopItem.type,
+                LoopItem.escalation_level,
+                LoopItem.lock_version,
+            ).where(LoopItem.status == status, LoopItem.due_at < now)
+            order = (LoopItem.due_at, LoopItem.id)
+            for rows in keyset_batches(statement, order, batch_size):
                 counts["checked"] += len(rows)
                 rising = _rising(rows, now, active, answers)
                 if rising:
@@ -1214,9 +1195,6 @@ def escalate_overdue(now: datetime | None = None, batch_size: int = 1000) -> dic
                     counts["escalated"] += escalated
                     counts["notified"] += notified
                 db.session.commit()
-                if len(rows) < batch_size:
-                    break
-                after = (rows[-1].due_at, rows[-1].id)
     return counts
 
 
@@ -1233,28 +1211,7 @@ def _rising(
 ) -> list[tuple[Any, Evaluation, int]]:
     """The items of a batch whose level the rule file raises: (row, evaluation, level)."""
     keys = [_facts_key(row, now) for row in rows]
-    if len(answers) > 50_000:  # bounded memory however varied the inputs
-        answers.clear()
-    new = list(dict.fromkeys(key for key in keys if key not in answers))
-    if new:
-        facts = [
-            {"priority": p, "type": t, "hours_overdue": h, "current_level": lvl}
-            for p, t, h, lvl in new
-        ]
-        runtime = rules().runtime
-        try:
-            evaluations = runtime.evaluate_many(active.rule_file, facts, version=active.version)
-        except RuleInputError:  # one bad row (an unknown priority) must not stop the rest
-            evaluations = []
-            for one in facts:
-                try:
-                    evaluations.append(
-                        runtime.evaluate(active.rule_file, one, version=active.version)
-                    )
-                except RuleInputError as error:
-                    log.error("loop_escalation cannot judge %s: %s", one, error)
-                    evaluations.append(None)
-        answers.update(zip(new, evaluations, strict=True))
+    evaluate_distinct(active, ("priority", "type", "hours_overdue", "current_level"), keys, answers)
     rising = []
     for row, key in zip(rows, keys, strict=True):
         evaluation = answers[key]

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from ..database import has_uncommitted_writes
 from ..extensions import db
 from ..models import utcnow
 from .cases import CaseResult, run_cases
-from .engine import Evaluation, RuleEngineError, Runtime
+from .engine import Evaluation, RuleEngineError, RuleInputError, Runtime
 from .model import RuleError, RuleFile
 from .models import RuleDecision, RulesetStatus, RuleVersion
 from .scratch import ScratchRuntime
@@ -557,3 +557,42 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate ``facts`` with the rule file ``name`` in force (see RuleService.evaluate)."""
     return rules().evaluate(name, facts, subject)
+
+
+MAX_SWEEP_ANSWERS = 50_000  # distinct inputs a sweep remembers before starting afresh
+
+
+def evaluate_distinct(
+    active: Active,
+    names: Sequence[str],
+    keys: Iterable[tuple[Any, ...]],
+    answers: dict[tuple[Any, ...], Evaluation | None],
+    **fixed: Any,
+) -> None:
+    """For a job sweeping many rows: evaluate the input tuples of ``keys`` (the values
+    of the inputs ``names``, in that order; ``fixed`` adds the same inputs to every
+    one) not yet in ``answers`` with the version ``active``, in one engine call, and
+    store each evaluation in ``answers``: a run evaluates every distinct input once,
+    and memory stays bounded (past ``MAX_SWEEP_ANSWERS`` it starts afresh). An input
+    the file refuses (``RuleInputError``: an unknown code) is logged and answered None:
+    one odd row must not stop the rest."""
+    if len(answers) > MAX_SWEEP_ANSWERS:
+        answers.clear()
+    new = list(dict.fromkeys(key for key in keys if key not in answers))
+    if not new:
+        return
+    facts = [{**dict(zip(names, key, strict=True)), **fixed} for key in new]
+    runtime = rules().runtime
+    try:
+        found: list[Evaluation | None] = list(
+            runtime.evaluate_many(active.rule_file, facts, version=active.version)
+        )
+    except RuleInputError:
+        found = []
+        for one in facts:
+            try:
+                found.append(runtime.evaluate(active.rule_file, one, version=active.version))
+            except RuleInputError as error:
+                log.error("%s cannot judge %s: %s", active.rule_file.name, one, error)
+                found.append(None)
+    answers.update(zip(new, found, strict=True))

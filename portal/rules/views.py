@@ -27,6 +27,7 @@ from ..extensions import db
 from ..i18n import current_locale
 from ..listing import paginate
 from ..models import as_utc
+from ..web import is_htmx_request
 from .engine import RuleEngineError
 from .model import RuleError
 from .models import RuleDecision, RulesetStatus, RuleVersion
@@ -363,7 +364,7 @@ def _render_edit(
         "notice": result.pop("notice", ""),
         "draft": result.pop("draft", None),
     }
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "rule-result":
+    if is_htmx_request() and request.headers.get("HX-Target") == "rule-result":
         return render_template("rules/_result.html", partial=True, **context), status
     return render_template("rules/edit.html", **context), status
 
@@ -560,7 +561,7 @@ def rollback(name: str, version: int) -> Any:
     old = service.published_version(name, version)
     if old is None:
         abort(404)
-    confirmed = request.headers.get("HX-Request") or request.form.get("confirmed") == "yes"
+    confirmed = is_htmx_request() or request.form.get("confirmed") == "yes"
     active = _active(name)
     if not confirmed:
         return render_template(
