@@ -197,6 +197,7 @@ def portal_blueprints() -> list[Any]:
     from .pipeline_views import bp as pipeline_bp
     from .quotes_views import bp as quotes_bp
     from .reports_views import bp as reports_bp
+    from .template_helpers import bp as templates_bp
 
     return [
         customers_bp,
@@ -207,6 +208,7 @@ def portal_blueprints() -> list[Any]:
         contracts_bp,
         aftersales_bp,
         reports_bp,
+        templates_bp,
     ]
 
 

@@ -34,9 +34,10 @@ from sqlalchemy.orm import defaultload, lazyload
 
 from portal.audit.recorder import acting_as
 from portal.auth.models import Role, User, user_roles
+from portal.database import keyset_batches
 from portal.events import emit
 from portal.extensions import db
-from portal.listing import like_pattern
+from portal.listing import id_arg, like_pattern
 from portal.loops import service as loops
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.models import LoopItem
@@ -44,7 +45,7 @@ from portal.loops.notifications import notify, portal_path
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed, supervisor_of
 from portal.rules.engine import Evaluation, RuleInputError
-from portal.rules.service import rules
+from portal.rules.service import evaluate_distinct, rules
 from portal.scoping import get_scoped_or_404, scoped
 
 from .common import contracts_for, customers_for, next_number
@@ -134,14 +135,6 @@ def overdue_condition(now: datetime) -> Any:
     )
 
 
-def int_arg(value: Any) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**62 else None
-
-
 def filter_feedback(statement: sa.Select, args: Mapping[str, Any], now: datetime) -> sa.Select:
     """Apply the list filters (kind, status or ``active``, category, priority, overdue,
     customer_id, contract_id, q: customer name, number or title). Unknown values are
@@ -162,10 +155,10 @@ def filter_feedback(statement: sa.Select, args: Mapping[str, Any], now: datetime
         statement = statement.where(Feedback.priority == priority)
     if args.get("overdue") in ("1", "true", "on", "yes"):
         statement = statement.where(overdue_condition(now))
-    customer_id = int_arg(args.get("customer_id"))
+    customer_id = id_arg(args.get("customer_id"))
     if customer_id is not None:
         statement = statement.where(Feedback.customer_id == customer_id)
-    contract_id = int_arg(args.get("contract_id"))
+    contract_id = id_arg(args.get("contract_id"))
     if contract_id is not None:
         statement = statement.where(Feedback.contract_id == contract_id)
     text = str(args.get("q") or "").strip()[:100]
@@ -352,7 +345,7 @@ def log_feedback(
     now = _now(now)
     errors: dict[str, list[str]] = {}
     customer = None
-    customer_id = int_arg(values.get("customer_id"))
+    customer_id = id_arg(values.get("customer_id"))
     if customer_id is not None:
         customer = db.session.scalars(
             customers_for(actor, "write").where(Customer.id == customer_id)
@@ -362,7 +355,7 @@ def log_feedback(
     contract_id = None
     raw_contract = values.get("contract_id")
     if raw_contract not in (None, "", 0):
-        contract_id = int_arg(raw_contract)
+        contract_id = id_arg(raw_contract)
         contract = None
         if contract_id is not None and customer is not None:
             contract = db.session.scalars(
@@ -733,7 +726,7 @@ def raise_corrective_action(
     )
     description = _text(description, "description", errors)
     person = None
-    chosen = int_arg(owner_id) if owner_id not in (None, "") else None
+    chosen = id_arg(owner_id) if owner_id not in (None, "") else None
     if owner_id in (None, ""):
         person = db.session.get(User, corrective_owner_default(record, actor))
     elif chosen is not None:
@@ -940,36 +933,24 @@ def run_complaint_sla_sweep(
         answers: dict[tuple[Any, ...], Evaluation | None] = {}
         chains = loops.LeaderChains()
         for status in OPEN_STATUSES:
-            after: tuple[datetime, int] | None = None
-            while True:
-                statement = (
-                    sa.select(
-                        Feedback.id,
-                        Feedback.number,
-                        Feedback.title,
-                        Feedback.priority,
-                        Feedback.category,
-                        Feedback.received_at,
-                        Feedback.first_responded_at,
-                        Feedback.escalated_to,
-                        Feedback.owner_id,
-                        Feedback.lock_version,
-                    )
-                    .where(
-                        Feedback.kind == "complaint",
-                        Feedback.status == status,
-                        Feedback.received_at <= now,
-                    )
-                    .order_by(Feedback.received_at, Feedback.id)
-                    .limit(batch_size)
-                )
-                if after is not None:
-                    statement = statement.where(
-                        sa.tuple_(Feedback.received_at, Feedback.id) > sa.tuple_(*after)
-                    )
-                rows = db.session.execute(statement).all()
-                if not rows:
-                    break
+            statement = sa.select(
+                Feedback.id,
+                Feedback.number,
+                Feedback.title,
+                Feedback.priority,
+                Feedback.category,
+                Feedback.received_at,
+                Feedback.first_responded_at,
+                Feedback.escalated_to,
+                Feedback.owner_id,
+                Feedback.lock_version,
+            ).where(
+                Feedback.kind == "complaint",
+                Feedback.status == status,
+                Feedback.received_at <= now,
+            )
+            order = (Feedback.received_at, Feedback.id)
+            for rows in keyset_batches(statement, order, batch_size):
                 counts["checked"] += len(rows)
                 rising = _rising(rows, now, active, answers)
                 if rising:
@@ -977,9 +958,6 @@ def run_complaint_sla_sweep(
                     counts["escalated"] += escalated
                     counts["notified"] += notified
                 db.session.commit()
-                if len(rows) < batch_size:
-                    break
-                after = (rows[-1].received_at, rows[-1].id)
     return counts
 
 
@@ -995,34 +973,13 @@ def _rising(
     answers: dict[tuple[Any, ...], Evaluation | None],
 ) -> list[tuple[Any, Evaluation, str]]:
     keys = [_sweep_key(row, now) for row in rows]
-    if len(answers) > 50_000:  # bounded memory however varied the inputs
-        answers.clear()
-    new = list(dict.fromkeys(key for key in keys if key not in answers))
-    if new:
-        facts = [
-            {
-                "priority": priority,
-                "category": category,
-                "hours_open": hours,
-                "first_responded": responded,
-                "asking": "deadlines",
-            }
-            for priority, category, hours, responded in new
-        ]
-        runtime = rules().runtime
-        try:
-            found: list[Evaluation | None] = list(
-                runtime.evaluate_many(active.rule_file, facts, version=active.version)
-            )
-        except RuleInputError:  # one bad row (an unknown category) must not stop the rest
-            found = []
-            for one in facts:
-                try:
-                    found.append(runtime.evaluate(active.rule_file, one, version=active.version))
-                except RuleInputError as error:
-                    log.error("complaint_sla cannot judge %s: %s", one, error)
-                    found.append(None)
-        answers.update(zip(new, found, strict=True))
+    evaluate_distinct(
+        active,
+        ("priority", "category", "hours_open", "first_responded"),
+        keys,
+        answers,
+        asking="deadlines",
+    )
     rising = []
     for row, key in zip(rows, keys, strict=True):
         evaluation = answers[key]

@@ -9,19 +9,24 @@ from typing import Any
 
 from flask import jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    TIME_SCHEMA,
+    current_api_user,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from portal.extensions import db
 from portal.listing import paginate
-from portal.loops.errors import NotAllowed, StateConflict
 from portal.models import utcnow
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
-from portal.scoping import can_reach
 
 from . import aftersales as service
 from .aftersales_forms import FeedbackActionForm, FeedbackForm
+from .common import may_edit
 from .models import (
     FEEDBACK_CATEGORIES,
     FEEDBACK_KINDS,
@@ -30,7 +35,6 @@ from .models import (
     Feedback,
 )
 
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 _ID = {"type": ["integer", "null"]}
 FEEDBACK_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -47,14 +51,14 @@ FEEDBACK_SCHEMA: dict[str, Any] = {
         "status": {"type": "string", "enum": list(FEEDBACK_STATUSES)},
         "title": {"type": "string"},
         "received_at": {"type": "string", "format": "date-time"},
-        "first_response_due_at": _TIME,
-        "resolution_due_at": _TIME,
-        "first_responded_at": _TIME,
+        "first_response_due_at": TIME_SCHEMA,
+        "resolution_due_at": TIME_SCHEMA,
+        "first_responded_at": TIME_SCHEMA,
         "overdue": {"type": "boolean"},
         "escalated_to": {"type": "string", "enum": list(service.ESCALATION_LEVELS)},
-        "escalated_at": _TIME,
-        "resolved_at": _TIME,
-        "closed_at": _TIME,
+        "escalated_at": TIME_SCHEMA,
+        "resolved_at": TIME_SCHEMA,
+        "closed_at": TIME_SCHEMA,
         "loop_item_id": _ID,
         "corrective_loop_id": _ID,
         "version": {"type": "integer"},
@@ -70,7 +74,7 @@ FEEDBACK_DETAIL_SCHEMA: dict[str, Any] = {
         "action_taken": {"type": "string"},
         "customer_confirmed_by": {"type": "string"},
         "customer_confirmation": {"type": "string"},
-        "customer_confirmed_at": _TIME,
+        "customer_confirmed_at": TIME_SCHEMA,
         "corrective_action_required": {"type": "boolean"},
         "closing_problems": {
             "type": "object",
@@ -115,7 +119,7 @@ def feedback_detail_json(record: Feedback) -> dict[str, Any]:
     user = current_api_user()
     now = utcnow()
     required = service.corrective_action_required(record, now)
-    may_write = user.can("sales.edit") and can_reach(record, user, "write")
+    may_write = may_edit(record, user)
     return {
         **feedback_json(record),
         "description": record.description,
@@ -133,10 +137,6 @@ def feedback_detail_json(record: Feedback) -> dict[str, Any]:
     }
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), error.fields)
-
-
 def list_feedback() -> Any:
     """Feedback and complaints in your scope; filters: kind, status (or active),
     category, priority, overdue=1, customer_id, contract_id, q. Overdue first, then the
@@ -151,10 +151,8 @@ def create_feedback() -> Any:
     """Log feedback or a complaint for a customer in your write scope."""
     user = current_api_user()
     form = validated(FeedbackForm, json_body())
-    try:
+    with service_errors():
         record = service.log_feedback(form.values(), user)
-    except ValidationFailed as error:
-        raise _failed(error) from None
     db.session.commit()
     response = jsonify(feedback_detail_json(record))
     response.status_code = 201
@@ -175,19 +173,9 @@ def act_on_feedback(feedback_id: int) -> Any:
     user = current_api_user()
     record = service.get_feedback_or_404(feedback_id, user, "write")
     form = validated(FeedbackActionForm, json_body())
-    try:
+    with service_errors(_("Someone changed this record meanwhile; read it again.")):
         service.act(record, user, form.action.data, form.data_for_service())
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except NotAllowed as refusal:
-        raise ApiError(403, "forbidden", str(refusal)) from None
-    except StateConflict as conflict:
-        raise ApiError(409, "conflict", str(conflict)) from None
-    except StaleDataError:
-        raise ApiError(
-            409, "conflict", _("Someone changed this record meanwhile; read it again.")
-        ) from None
     return jsonify(feedback_detail_json(service.get_feedback_or_404(feedback_id, user)))
 
 

@@ -18,7 +18,6 @@ from flask import (
     Response,
     abort,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -27,21 +26,19 @@ from flask import (
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.routing import BuildError
 
 from portal.auth.permissions import require_permission
 from portal.extensions import db
-from portal.listing import like_pattern, paginate
+from portal.listing import id_arg, like_pattern, paginate
 from portal.loops.charts import chart_config, render_svg
-from portal.loops.errors import NotAllowed, StateConflict
+from portal.loops.errors import REFUSALS, refusal_of
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
-from portal.scoping import can_reach
+from portal.web import refuse, vary_on_htmx
 
 from . import aftersales as service
 from .aftersales_forms import ACTION_FORMS, FeedbackForm
-from .common import contracts_for, customers_for
+from .common import contracts_for, customers_for, may_edit
 from .models import (
     FEEDBACK_CATEGORIES,
     FEEDBACK_KINDS,
@@ -80,10 +77,6 @@ def _conflict_text() -> str:
     return _("Someone changed this record meanwhile. Here is how it stands now; try again.")
 
 
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
 # -- template helpers --------------------------------------------------------------------
 
 
@@ -104,22 +97,6 @@ def sales_aftersales_for_contract(contract: Contract) -> list[Feedback]:
 
 
 @bp.app_template_global()
-def aftersales_link(endpoint: str, **values: Any) -> str | None:
-    """A link to another sales page, or None while that page does not exist (the parts
-    of the plugin are built separately)."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
-
-
-@bp.app_template_global()
-def aftersales_label(group: str, code: str | None) -> str:
-    """A sales vocabulary label (kind, category, priority, status, escalation)."""
-    return label(group, code)
-
-
-@bp.app_template_global()
 def aftersales_overdue(record: Feedback) -> bool:
     """Open and past its first-response or resolution deadline."""
     return service.is_overdue(record)
@@ -134,17 +111,6 @@ def aftersales_countdown(due: datetime | timedelta) -> str:
     if delta.total_seconds() >= 0:
         return _("in %(time)s", time=span)
     return _("overdue by %(time)s", time=span)
-
-
-@bp.app_template_global()
-def aftersales_may_log(customer: Customer) -> bool:
-    """Whether the viewer may log feedback for this customer."""
-    return (
-        current_user.is_authenticated
-        and current_user.can("sales.edit")
-        and customer is not None
-        and can_reach(customer, current_user, "write")
-    )
 
 
 # -- the register ----------------------------------------------------------------------
@@ -167,7 +133,7 @@ def index() -> Any:
     statement = service.feedback_for(current_user).options(*service.list_options())
     statement = service.filter_feedback(statement, request.args, now)
     page = paginate(service.ordered(statement, now))
-    response = make_response(
+    return vary_on_htmx(
         render_template(
             "sales/aftersales/index.html",
             page=page,
@@ -178,8 +144,6 @@ def index() -> Any:
             **_filters(),
         )
     )
-    response.vary.add("HX-Request")
-    return response
 
 
 # -- logging one ----------------------------------------------------------------------------
@@ -211,7 +175,7 @@ def new() -> Any:
     """Log feedback or a complaint: first choose the customer (``?customer_id=``), then
     the form; ``?contract_id=`` preselects one of the customer's contracts."""
     raw_customer = request.form.get("customer_id") or request.args.get("customer_id")
-    customer_id = service.int_arg(raw_customer) if raw_customer else None
+    customer_id = id_arg(raw_customer) if raw_customer else None
     if customer_id is None:
         if raw_customer:
             abort(404)
@@ -231,7 +195,7 @@ def new() -> Any:
     form = FeedbackForm(contracts=contracts)
     if request.method == "GET":
         form.customer_id.data = customer.id
-        wanted = service.int_arg(request.args.get("contract_id"))
+        wanted = id_arg(request.args.get("contract_id"))
         if wanted in {cid for cid, _text in contracts}:
             form.contract_id.data = wanted
         if request.args.get("kind") in FEEDBACK_KINDS:
@@ -261,7 +225,7 @@ def _detail_context(
     record: Feedback, submitted: tuple[str, Any] | None = None, problem: str = ""
 ) -> dict[str, Any]:
     now = utcnow()
-    may_write = current_user.can("sales.edit") and can_reach(record, current_user, "write")
+    may_write = may_edit(record, current_user)
     actions = service.allowed_actions(record, may_write)
     forms: dict[str, Any] = {}
     for action in actions:
@@ -330,18 +294,14 @@ def detail(feedback_id: int) -> Any:
 
 
 def _refused(feedback_id: int, status: int, message: str) -> Any:
-    """A 403 or 409 the person understands (with htmx: reload the page with the message)."""
-    if _is_htmx():
-        flash(message, "danger" if status == 403 else "warning")
-        response = make_response("", status)
-        response.headers["HX-Redirect"] = url_for(".detail", feedback_id=feedback_id)
-        return response
-    if status == 403:
-        abort(403, description=message)
-    record = service.get_feedback_or_404(feedback_id, current_user)
-    return render_template(
-        "sales/aftersales/detail.html", **_detail_context(record, problem=message)
-    ), status
+    """A 403 or 409 the person understands, on the record's page (``portal.web.refuse``)."""
+
+    def page() -> Any:
+        record = service.get_feedback_or_404(feedback_id, current_user)
+        context = _detail_context(record, problem=message)
+        return render_template("sales/aftersales/detail.html", **context), status
+
+    return refuse(status, message, url_for(".detail", feedback_id=feedback_id), page)
 
 
 @bp.post("/aftersales/<int:feedback_id>/<slug>")
@@ -369,15 +329,9 @@ def act(feedback_id: int, slug: str) -> Any:
         record = service.get_feedback_or_404(feedback_id, current_user)
         context = _detail_context(record, submitted=(action, form))
         return render_template("sales/aftersales/detail.html", **context), 422
-    except NotAllowed as refusal:
+    except REFUSALS as error:
         db.session.rollback()
-        return _refused(feedback_id, 403, str(refusal))
-    except StateConflict as conflict:
-        db.session.rollback()
-        return _refused(feedback_id, 409, str(conflict))
-    except StaleDataError:
-        db.session.rollback()
-        return _refused(feedback_id, 409, _conflict_text())
+        return _refused(feedback_id, *refusal_of(error, _conflict_text()))
     flash(_done_message(action), "success")
     return redirect(url_for(".detail", feedback_id=feedback_id), 303)
 

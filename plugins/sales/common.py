@@ -66,6 +66,12 @@ def get_child_or_404(
     return record
 
 
+def may_edit(record: Any, user: User) -> bool:
+    """Whether ``user`` may change ``record``: the right to edit sales records, and the
+    record (by its owner) in their write scope."""
+    return record is not None and user.can("sales.edit") and can_reach(record, user, "write")
+
+
 def contracts_for(user: User, verb: str = "read") -> sa.Select:
     """A SELECT of the contracts ``user`` may reach."""
     return scoped(sa.select(Contract), Contract, user, verb)

@@ -30,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 from portal.auth.models import User
 from portal.events import emit
 from portal.extensions import db
-from portal.listing import like_pattern
+from portal.listing import id_arg, like_pattern
 from portal.loops import approvals
 from portal.loops import service as loops
 from portal.loops.errors import NotAllowed, StateConflict
@@ -223,7 +223,7 @@ def contracts_query(user: User, args: Mapping[str, Any]) -> sa.Select:
     if status in CONTRACT_STATUSES:
         statement = statement.where(Contract.status == status)
     if user.scope_for("read") in ("team", "all"):
-        owner = _positive_int(args.get("owner"))
+        owner = id_arg(args.get("owner"))
         if owner is not None:
             statement = statement.where(Contract.owner_id == owner)
     month = month_range(str(args.get("month") or ""))
@@ -251,14 +251,6 @@ def month_range(text: str) -> tuple[date, date] | None:
     except (TypeError, ValueError):
         return None
     return first, first.replace(day=calendar.monthrange(year, month)[1])
-
-
-def _positive_int(value: Any) -> int | None:
-    try:
-        number = int(str(value or "").strip())
-    except ValueError:
-        return None
-    return number if 0 < number < 2**62 else None
 
 
 def contracts_of_customer(customer: Customer, user: User, limit: int = 20) -> list[Contract]:
@@ -510,7 +502,7 @@ def _write_values(contract: Contract, values: ContractValues) -> None:
 def quotation_for_contract(quote_id: Any, user: User) -> Quotation:
     """The quotation a contract is to be made from: in ``user``'s write scope (404
     outside the read scope, 403 read-only)."""
-    number = _positive_int(quote_id)
+    number = id_arg(quote_id)
     if number is None:
         abort(404)
     return get_scoped_or_404(Quotation, number, user, "write")

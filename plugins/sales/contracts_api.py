@@ -8,30 +8,36 @@ it was read (send ``version``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
 from typing import Any
 
 from flask import jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    DATE_SCHEMA,
+    TIME_SCHEMA,
+    ApiError,
+    current_api_user,
+    invalid,
+    iso_day,
+    iso_time,
+    json_body,
+    page_response,
+    refuse_unknown,
+    service_errors,
+    validated,
+)
 from portal.extensions import db
 from portal.listing import paginate
 from portal.loops import service as loops
-from portal.loops.errors import NotAllowed, StateConflict
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
 
 from . import contracts as service
 from .contracts_forms import ContractForm, PaymentForm, SignForm
 from .models import MILESTONE_KINDS, Contract
-from .money import yuan
+from .money import MONEY_SCHEMA, yuan
 
-_DATE = {"type": ["string", "null"], "format": "date"}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_MONEY = {"type": "string", "description": "yuan with two decimals"}
 CONTRACT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -44,19 +50,19 @@ CONTRACT_SCHEMA: dict[str, Any] = {
         "opportunity_id": {"type": ["integer", "null"]},
         "quotation_id": {"type": "integer"},
         "owner_id": {"type": "integer"},
-        "amount": _MONEY,
+        "amount": MONEY_SCHEMA,
         "payment_terms_days": {"type": "integer"},
         "non_standard_clauses": {"type": "boolean"},
         "clauses_note": {"type": "string"},
         "checklist": {"type": "object"},
-        "starts_on": _DATE,
-        "ends_on": _DATE,
-        "signed_on": _DATE,
-        "completed_at": _TIME,
+        "starts_on": DATE_SCHEMA,
+        "ends_on": DATE_SCHEMA,
+        "signed_on": DATE_SCHEMA,
+        "completed_at": TIME_SCHEMA,
         "approval_request_id": {"type": ["integer", "null"]},
         "satisfaction_score": {"type": ["integer", "null"]},
         "version": {"type": "integer"},
-        "created_at": _TIME,
+        "created_at": TIME_SCHEMA,
     },
 }
 CONTRACT_DETAIL_SCHEMA: dict[str, Any] = {
@@ -70,8 +76,8 @@ CONTRACT_DETAIL_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "integer"},
                     "kind": {"type": "string", "enum": list(MILESTONE_KINDS)},
-                    "due_on": _DATE,
-                    "done_at": _TIME,
+                    "due_on": DATE_SCHEMA,
+                    "done_at": TIME_SCHEMA,
                     "loop_item_id": {"type": ["integer", "null"]},
                     "loop_status": {"type": ["string", "null"]},
                 },
@@ -84,16 +90,16 @@ CONTRACT_DETAIL_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "integer"},
                     "sequence": {"type": "integer"},
-                    "due_on": _DATE,
-                    "amount": _MONEY,
-                    "paid": _MONEY,
-                    "paid_at": _TIME,
+                    "due_on": DATE_SCHEMA,
+                    "amount": MONEY_SCHEMA,
+                    "paid": MONEY_SCHEMA,
+                    "paid_at": TIME_SCHEMA,
                     "loop_item_id": {"type": ["integer", "null"]},
                     "loop_status": {"type": ["string", "null"]},
                 },
             },
         },
-        "outstanding": _MONEY,
+        "outstanding": MONEY_SCHEMA,
         "review": {"type": ["object", "null"]},
     },
 }
@@ -109,10 +115,6 @@ BODY_KEYS = (
     "milestones",
     "instalments",
 )
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def contract_json(contract: Contract) -> dict[str, Any]:
@@ -134,9 +136,9 @@ def contract_json(contract: Contract) -> dict[str, Any]:
         "checklist": {
             code: bool((contract.checklist or {}).get(code)) for code in service.checklist_items()
         },
-        "starts_on": _day(contract.starts_on),
-        "ends_on": _day(contract.ends_on),
-        "signed_on": _day(contract.signed_on),
+        "starts_on": iso_day(contract.starts_on),
+        "ends_on": iso_day(contract.ends_on),
+        "signed_on": iso_day(contract.signed_on),
         "completed_at": iso_time(contract.completed_at),
         "approval_request_id": contract.approval_request_id,
         "satisfaction_score": contract.satisfaction_score,
@@ -164,7 +166,7 @@ def contract_detail_json(contract: Contract) -> dict[str, Any]:
             {
                 "id": row.id,
                 "kind": row.kind,
-                "due_on": _day(row.due_on),
+                "due_on": iso_day(row.due_on),
                 "done_at": iso_time(row.done_at),
                 "loop_item_id": row.loop_item_id,
                 "loop_status": loop_status(row.loop_item_id),
@@ -175,7 +177,7 @@ def contract_detail_json(contract: Contract) -> dict[str, Any]:
             {
                 "id": row.id,
                 "sequence": row.sequence,
-                "due_on": _day(row.due_on),
+                "due_on": iso_day(row.due_on),
                 "amount": str(yuan(row.amount_cents)),
                 "paid": str(yuan(row.paid_cents)),
                 "paid_at": iso_time(row.paid_at),
@@ -214,14 +216,7 @@ def _contract_formdata(body: Mapping[str, Any]) -> MultiDict:
     """A JSON contract body as the form's fields (``checklist-scope_clear``,
     ``milestones-delivery``, ``instalments-0-amount``); shapes that do not fit are
     refused per field (422), unknown keys as a whole (400)."""
-    unknown = sorted(set(body) - set(BODY_KEYS))
-    if unknown:
-        raise ApiError(
-            400,
-            "unknown_fields",
-            _("Unknown fields: %(names)s", names=", ".join(unknown)),
-            {name: [_("Unknown field.")] for name in unknown},
-        )
+    refuse_unknown(body, BODY_KEYS)
     data: MultiDict = MultiDict()
     wrong: dict[str, list[str]] = {}
     for key in ("title", "starts_on", "ends_on", "payment_terms_days", "clauses_note"):
@@ -276,7 +271,7 @@ def _contract_formdata(body: Mapping[str, Any]) -> MultiDict:
                 except TypeError:
                     wrong[f"instalments-{index}-{name}"] = [_("Use a single value.")]
     if wrong:
-        raise ApiError(422, "validation_failed", _("Some fields are not valid."), wrong)
+        raise invalid(wrong)
     return data
 
 
@@ -284,16 +279,16 @@ def _defaults_body(values: service.ContractValues) -> dict[str, Any]:
     """Suggested values in the body's own shape, for what the caller leaves out."""
     return {
         "title": values.title,
-        "starts_on": _day(values.starts_on),
-        "ends_on": _day(values.ends_on),
+        "starts_on": iso_day(values.starts_on),
+        "ends_on": iso_day(values.ends_on),
         "payment_terms_days": values.payment_terms_days,
         "non_standard_clauses": values.non_standard_clauses,
         "clauses_note": values.clauses_note,
         "checklist": dict(values.checklist),
-        "milestones": {kind: _day(day) for kind, day in values.milestones.items()},
+        "milestones": {kind: iso_day(day) for kind, day in values.milestones.items()},
         "instalments": [
             {
-                "due_on": _day(row.due_on),
+                "due_on": iso_day(row.due_on),
                 "amount": str(yuan(row.amount_cents)) if row.amount_cents is not None else "",
             }
             for row in values.instalments
@@ -312,15 +307,6 @@ def _form_errors(form: ContractForm) -> dict[str, list[str]]:
     return found
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(
-        422,
-        "validation_failed",
-        _("Some fields are not valid."),
-        {name: [str(m) for m in messages] for name, messages in error.fields.items()},
-    )
-
-
 def _run(contract_id: int, verb: str, work: Callable[[Contract], Any], version: Any = None) -> Any:
     """One step on a contract in the caller's scope, committed, answered with the
     contract as it is now."""
@@ -328,19 +314,9 @@ def _run(contract_id: int, verb: str, work: Callable[[Contract], Any], version: 
     contract = service.get_contract_or_404(contract_id, user, verb)
     if version not in (None, "") and str(version) != str(contract.lock_version):
         raise ApiError(409, "conflict", _("The contract changed since you read it."))
-    try:
+    with service_errors(_("Someone changed this contract meanwhile; read it again.")):
         work(contract)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except NotAllowed as refusal:
-        raise ApiError(403, "forbidden", str(refusal)) from None
-    except StateConflict as conflict:
-        raise ApiError(409, "conflict", str(conflict)) from None
-    except StaleDataError:
-        raise ApiError(
-            409, "conflict", _("Someone changed this contract meanwhile; read it again.")
-        ) from None
     return jsonify(contract_detail_json(service.get_contract_or_404(contract_id, user)))
 
 
@@ -361,31 +337,18 @@ def create_contract() -> Any:
     body = dict(json_body())
     quote_id = body.pop("quote_id", None)
     if isinstance(quote_id, bool) or not isinstance(quote_id, int) or quote_id <= 0:
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"quote_id": [_("Give the id of the accepted quotation.")]},
-        )
+        raise invalid({"quote_id": [_("Give the id of the accepted quotation.")]})
     quotation = service.quotation_for_contract(quote_id, user)
-    try:
+    with service_errors():
         service.check_quotation(quotation)
-    except StateConflict as refusal:
-        raise ApiError(409, "conflict", str(refusal)) from None
     merged = _defaults_body(service.default_values(quotation, loops.local_today()))
     merged.update(body)
     form = ContractForm(formdata=_contract_formdata(merged), meta={"csrf": False})
     if not form.validate():
-        raise ApiError(
-            422, "validation_failed", _("Some fields are not valid."), _form_errors(form)
-        )
-    try:
+        raise invalid(_form_errors(form))
+    with service_errors():
         contract = service.create_contract(quotation, user, form.values())
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except StateConflict as conflict:
-        raise ApiError(409, "conflict", str(conflict)) from None
     response = jsonify(contract_detail_json(contract))
     response.status_code = 201
     return response
@@ -402,11 +365,7 @@ def submit_contract(contract_id: int) -> Any:
     """Submit for review: every checklist item ticked, the plan complete; routed by the
     rule file (or refused at once by it: the contract is then rejected, with the reason)."""
     body = json_body() if _has_body() else {}
-    unknown = sorted(set(body) - {"version"})
-    if unknown:
-        raise ApiError(
-            400, "unknown_fields", _("Unknown fields: %(names)s", names=", ".join(unknown))
-        )
+    refuse_unknown(body, ("version",))
     user = current_api_user()
     return _run(
         contract_id,

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -26,18 +24,16 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.routing import BuildError
 
-from portal.auth.models import User
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import paginate
 from portal.loops import approvals
 from portal.loops import service as loops
-from portal.loops.errors import NotAllowed, StateConflict
+from portal.loops.errors import REFUSALS, StateConflict, refusal_of
 from portal.org.services import ValidationFailed
-from portal.scoping import can_reach, scoped
+from portal.scoping import can_reach, people_in_scope
+from portal.web import refuse, vary_on_htmx
 
 from . import contracts as service
 from .common import get_child_or_404
@@ -52,7 +48,7 @@ from .contracts_forms import (
     status_choices,
 )
 from .models import MILESTONE_KINDS, Contract, Customer, Milestone, Opportunity, Quotation
-from .money import format_money
+from .template_helpers import sales_link, sales_may_edit
 from .vocabulary import label, rule_text
 
 bp = Blueprint("sales_contracts", __name__, template_folder="templates")
@@ -71,33 +67,7 @@ def sales_contracts_for_customer(customer: Customer) -> list[Contract]:
     return service.contracts_of_customer(customer, current_user)
 
 
-@bp.app_template_global()
-def sales_contract_label(group: str, code: str | None) -> str:
-    """A translated label of the sales vocabulary (statuses, milestones, checklist)."""
-    return label(group, code)
-
-
-@bp.app_template_global()
-def sales_contract_url(endpoint: str, **values: Any) -> str:
-    """A link to another area's page, or "" when that page is not there (an area left
-    out of the installation): the name is then shown without a link."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return ""
-
-
-@bp.app_template_global()
-def sales_contract_money(cents: int | None) -> str:
-    """Fen as yuan with thousands separators: 1,234,567.50."""
-    return format_money(cents)
-
-
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def _conflict_text() -> str:
@@ -109,10 +79,6 @@ def _conflict_text() -> str:
 def _stale(form: Any, contract: Contract) -> bool:
     version = getattr(form, "version", None)
     return bool(version is not None and version.data and version.data != str(contract.lock_version))
-
-
-def _may_edit(contract: Contract) -> bool:
-    return current_user.can("sales.edit") and can_reach(contract, current_user, "write")
 
 
 def _show_errors(form: ContractForm, error: ValidationFailed) -> None:
@@ -148,7 +114,7 @@ def _detail_context(contract: Contract, submitted: dict[str, Any] | None = None)
     ids = [row.loop_item_id for row in milestones] + [row.loop_item_id for row in plan]
     items = service.loop_items_by_id([*ids, contract.satisfaction_loop_id])
     review = service.approval_of(contract)
-    may_edit = _may_edit(contract)
+    may_edit = sales_may_edit(contract)
     may_pay = current_user.can("sales.record_payment") and contract.status in (
         service.RUNNING_STATUSES
     )
@@ -248,17 +214,15 @@ def _render_detail(contract: Contract, status: int = 200, **extra: Any) -> Any:
 
 
 def _refused(contract_id: int, status: int, message: str) -> Any:
-    """A 403 or 409 the person understands: with htmx the page is reloaded with the
-    message flashed; without, the contract's page shows it with the status."""
-    if _is_htmx():
-        flash(message, "danger" if status == 403 else "warning")
-        response = make_response("", status)
-        response.headers["HX-Redirect"] = url_for(".detail", contract_id=contract_id)
-        return response
-    if status == 403:
-        abort(403, description=message)
-    contract = service.get_contract_or_404(contract_id, current_user)
-    return _render_detail(contract, status, problem=message)
+    """A 403 or 409 the person understands, on the contract's page (``portal.web.refuse``)."""
+    return refuse(
+        status,
+        message,
+        url_for(".detail", contract_id=contract_id),
+        lambda: _render_detail(
+            service.get_contract_or_404(contract_id, current_user), status, problem=message
+        ),
+    )
 
 
 def _perform(
@@ -285,15 +249,9 @@ def _perform(
         error.show_on(form)
         fresh = service.get_contract_or_404(contract_id, current_user)
         return _render_detail(fresh, 422, submitted={key: form})
-    except NotAllowed as refusal:
+    except REFUSALS as error:
         db.session.rollback()
-        return _refused(contract_id, 403, str(refusal))
-    except StateConflict as conflict:
-        db.session.rollback()
-        return _refused(contract_id, 409, str(conflict))
-    except StaleDataError:
-        db.session.rollback()
-        return _refused(contract_id, 409, _conflict_text())
+        return _refused(contract_id, *refusal_of(error, _conflict_text()))
     flash(done(outcome), "success")
     return redirect(url_for(".detail", contract_id=contract_id), 303)
 
@@ -309,17 +267,8 @@ def index() -> Any:
     leader = current_user.scope_for("read") in ("team", "all")
     owners = []
     if leader:
-        owners = db.session.execute(
-            scoped(
-                sa.select(User.id, User.display_name)
-                .where(User.active.is_(True))
-                .order_by(User.display_name, User.id)
-                .limit(MAX_OWNER_CHOICES),
-                User,
-                current_user,
-            )
-        ).all()
-    response = make_response(
+        owners = people_in_scope(current_user, limit=MAX_OWNER_CHOICES)
+    return vary_on_htmx(
         render_template(
             "sales/contracts/index.html",
             page=page,
@@ -329,8 +278,6 @@ def index() -> Any:
             leader=leader,
         )
     )
-    response.headers["Vary"] = "HX-Request"
-    return response
 
 
 # -- creating and editing ------------------------------------------------------------------
@@ -387,21 +334,25 @@ def _quote_refused(quotation: Quotation, message: str) -> Any:
     existing = service.existing_contract_for(quotation)
     if existing is not None and not can_reach(existing, current_user, "read"):
         existing = None
-    if _is_htmx():  # htmx does not swap a 409: go where the person can act instead
-        flash(message, "warning")
-        response = make_response("", 409)
-        response.headers["HX-Redirect"] = (
-            url_for(".detail", contract_id=existing.id)
-            if existing is not None
-            else sales_contract_url("sales_quotes.detail", quote_id=quotation.id)
-            or url_for(".index")
-        )
-        return response
-    return (
-        render_template(
-            "sales/contracts/refused.html", quotation=quotation, message=message, existing=existing
-        ),
+    # To htmx (which does not swap a 409): go where the person can act instead.
+    elsewhere = (
+        url_for(".detail", contract_id=existing.id)
+        if existing is not None
+        else sales_link("sales_quotes.detail", quote_id=quotation.id) or url_for(".index")
+    )
+    return refuse(
         409,
+        message,
+        elsewhere,
+        lambda: (
+            render_template(
+                "sales/contracts/refused.html",
+                quotation=quotation,
+                message=message,
+                existing=existing,
+            ),
+            409,
+        ),
     )
 
 
@@ -431,10 +382,9 @@ def edit(contract_id: int) -> Any:
         except ValidationFailed as error:
             db.session.rollback()
             _show_errors(form, error)
-        except (StateConflict, StaleDataError) as conflict:
+        except REFUSALS as error:
             db.session.rollback()
-            text = str(conflict) if isinstance(conflict, StateConflict) else _conflict_text()
-            return _refused(contract_id, 409, text)
+            return _refused(contract_id, *refusal_of(error, _conflict_text()))
         else:
             if review is not None:
                 flash(_review_message(review), _review_category(review))
@@ -504,15 +454,9 @@ def submit(contract_id: int) -> Any:
             ),
             422,
         )
-    except NotAllowed as refusal:
+    except REFUSALS as error:
         db.session.rollback()
-        return _refused(contract_id, 403, str(refusal))
-    except StateConflict as conflict:
-        db.session.rollback()
-        return _refused(contract_id, 409, str(conflict))
-    except StaleDataError:
-        db.session.rollback()
-        return _refused(contract_id, 409, _conflict_text())
+        return _refused(contract_id, *refusal_of(error, _conflict_text()))
     flash(_review_message(review), _review_category(review))
     return redirect(url_for(".detail", contract_id=contract_id), 303)
 

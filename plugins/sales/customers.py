@@ -30,9 +30,10 @@ from flask_babel import lazy_gettext as _l
 
 from portal.audit.recorder import acting_as
 from portal.auth.models import User
+from portal.database import keyset_batches
 from portal.events import emit
 from portal.extensions import db
-from portal.listing import like_pattern
+from portal.listing import id_arg, like_pattern
 from portal.loops import service as loops
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.models import OPEN_STATUSES, LoopItem
@@ -40,7 +41,13 @@ from portal.loops.notifications import notify, portal_path
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
 from portal.rules.engine import Evaluation, RuleInputError
-from portal.rules.service import RuleBlocked, UnknownRuleset, apply_actions, rules
+from portal.rules.service import (
+    RuleBlocked,
+    UnknownRuleset,
+    apply_actions,
+    evaluate_distinct,
+    rules,
+)
 from portal.scoping import can_reach, scoped
 
 from .common import customers_for
@@ -61,6 +68,8 @@ log = logging.getLogger("plugins.sales.customers")
 
 SCREENING_RULESET = "prospect_screening"
 FOLLOW_UP_RULESET = "follow_up"
+# The inputs of rules/follow_up.yaml, in the order of a sweep's input tuple.
+SWEEP_FACTS = ("record_type", "grade", "days_since_last_contact", "has_open_opportunity")
 SUBJECT_TABLE = Customer.__tablename__  # loop items and rule decisions name customers so
 FOLLOW_UP_TYPE = "sales.follow_up"
 SWEEP_ACTOR = "job:sales.follow_up_sweep"
@@ -862,9 +871,9 @@ def filter_customers(
     qualified = _arg(args, "qualified", 5)
     if qualified in ("0", "1"):
         statement = statement.where(Customer.qualified.is_(qualified == "1"))
-    owner = _arg(args, "owner", 20)
-    if owner.isascii() and owner.isdigit() and 0 < int(owner) < 2**62:  # not "²": int() fails
-        statement = statement.where(Customer.owner_id == int(owner))
+    owner = id_arg(_arg(args, "owner", 20))
+    if owner is not None:
+        statement = statement.where(Customer.owner_id == owner)
     if _arg(args, "overdue", 5).lower() in TRUE_WORDS:
         statement = statement.where(Customer.next_follow_up_at < now)
     return statement
@@ -879,19 +888,6 @@ def customer_list(user: User, args: Mapping[str, Any], now: datetime | None = No
     sort = _arg(args, "sort", 20)
     order = SORTS.get(sort, SORTS["recent"])()
     return statement.options(loops.light_person(Customer.owner)).order_by(*order)
-
-
-def people_in_scope(user: User) -> list[tuple[int, str]]:
-    """(id, name) of the people whose customers ``user`` reads: the owner filter."""
-    if user.scope_for("read") == "own":
-        return []
-    statement = (
-        sa.select(User.id, User.display_name)
-        .where(User.active.is_(True))
-        .order_by(User.display_name, User.id)
-        .limit(500)
-    )
-    return [(row.id, row.display_name) for row in db.session.execute(scoped(statement, User, user))]
 
 
 # -- the shared pool (公海) -------------------------------------------------------------------
@@ -1367,40 +1363,6 @@ def _round_start(row: Any) -> datetime:
     return max(moment for moment in moments if moment is not None)
 
 
-def _evaluate_batch(
-    keys: list[tuple[Any, ...]], answers: dict[tuple[Any, ...], Evaluation | None], active: Any
-) -> None:
-    """Evaluate the input tuples not seen yet in this run (one engine call)."""
-    if len(answers) > 50_000:  # bounded memory however varied the inputs
-        answers.clear()
-    new = list(dict.fromkeys(key for key in keys if key not in answers))
-    if not new:
-        return
-    facts = [
-        {
-            "record_type": stage,
-            "grade": grade,
-            "days_since_last_contact": days,
-            "has_open_opportunity": opportunity,
-        }
-        for stage, grade, days, opportunity in new
-    ]
-    runtime = rules().runtime
-    try:
-        evaluations: list[Evaluation | None] = list(
-            runtime.evaluate_many(active.rule_file, facts, version=active.version)
-        )
-    except RuleInputError:  # one odd record (an unknown grade) must not stop the rest
-        evaluations = []
-        for one in facts:
-            try:
-                evaluations.append(runtime.evaluate(active.rule_file, one, version=active.version))
-            except RuleInputError as error:
-                log.error("follow_up cannot judge %s: %s", one, error)
-                evaluations.append(None)
-    answers.update(zip(new, evaluations, strict=True))
-
-
 def _manager_of(chain: list[int], people: dict[int, User]) -> int | None:
     """The nearest leader above holding the manager role, else the top of the chain."""
     for person_id in chain:
@@ -1438,36 +1400,25 @@ def run_follow_up_sweep(now: datetime | None = None, batch_size: int = 500) -> d
         active = rules().active(FOLLOW_UP_RULESET)
         answers: dict[tuple[Any, ...], Evaluation | None] = {}
         chains = loops.LeaderChains()
-        after = 0
-        while True:
-            rows = db.session.execute(
-                sa.select(
-                    Customer.id,
-                    Customer.name,
-                    Customer.owner_id,
-                    Customer.stage,
-                    Customer.grade,
-                    Customer.last_contact_at,
-                    Customer.created_at,
-                    Customer.claimed_at,
-                    Customer.lock_version,
-                )
-                .where(Customer.owner_id.is_not(None), Customer.id > after)
-                .order_by(Customer.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                break
+        statement = sa.select(
+            Customer.id,
+            Customer.name,
+            Customer.owner_id,
+            Customer.stage,
+            Customer.grade,
+            Customer.last_contact_at,
+            Customer.created_at,
+            Customer.claimed_at,
+            Customer.lock_version,
+        ).where(Customer.owner_id.is_not(None))
+        for rows in keyset_batches(statement, (Customer.id,), batch_size):
             counts["checked"] += len(rows)
             try:
                 _sweep_batch(rows, now, active, answers, chains, counts)
                 db.session.commit()
             except Exception:
                 db.session.rollback()
-                log.exception("follow-up sweep: the batch after id %s failed", after)
-            if len(rows) < batch_size:
-                break
-            after = rows[-1].id
+                log.exception("follow-up sweep: the batch from id %s failed", rows[0].id)
     return counts
 
 
@@ -1491,7 +1442,7 @@ def _sweep_batch(
         (row.stage, row.grade, _days_since_contact(row, now), row.id in with_opportunity)
         for row in rows
     ]
-    _evaluate_batch(keys, answers, active)
+    evaluate_distinct(active, SWEEP_FACTS, keys, answers)
     returning: list[tuple[Any, Evaluation]] = []
     overdue: list[tuple[Any, Evaluation]] = []
     for row, key in zip(rows, keys, strict=True):

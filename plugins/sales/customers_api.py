@@ -13,15 +13,22 @@ from typing import Any
 import sqlalchemy as sa
 from flask import abort, jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    TIME_SCHEMA,
+    current_api_user,
+    invalid,
+    iso_day,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from portal.auth.models import User
 from portal.extensions import db
 from portal.listing import paginate
-from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.service import light_person
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
 from portal.scoping import can_reach
 
@@ -30,7 +37,6 @@ from .common import get_customer_or_404
 from .customers_forms import ActivityForm, CustomerForm
 from .models import Activity, Customer
 
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 _TEXT = {"type": "string"}
 CUSTOMER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,11 +48,11 @@ CUSTOMER_SCHEMA: dict[str, Any] = {
         "owner_name": {"type": ["string", "null"]},
         "qualified": {"type": "boolean"},
         "in_pool": {"type": "boolean"},
-        "last_contact_at": _TIME,
-        "next_follow_up_at": _TIME,
+        "last_contact_at": TIME_SCHEMA,
+        "next_follow_up_at": TIME_SCHEMA,
         "follow_up_loop_id": {"type": ["integer", "null"]},
-        "released_at": _TIME,
-        "became_customer_at": _TIME,
+        "released_at": TIME_SCHEMA,
+        "became_customer_at": TIME_SCHEMA,
         "created_at": {"type": "string", "format": "date-time"},
         "lock_version": {"type": "integer"},
     },
@@ -89,7 +95,7 @@ POOL_SCHEMA: dict[str, Any] = {
         "id": {"type": "integer"},
         **{name: _TEXT for name in POOL_FIELDS},
         "qualified": {"type": "boolean"},
-        "released_at": _TIME,
+        "released_at": TIME_SCHEMA,
         "release_reason": _TEXT,
         "previous_owner_id": {"type": ["integer", "null"]},
     },
@@ -186,19 +192,9 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         "details": activity.details,
         "location_note": activity.location_note,
         "next_step": activity.next_step,
-        "next_follow_up_on": activity.next_follow_up_on.isoformat()
-        if activity.next_follow_up_on
-        else None,
+        "next_follow_up_on": iso_day(activity.next_follow_up_on),
         "follow_up_loop_id": activity.follow_up_loop_id,
     }
-
-
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), error.fields)
-
-
-def _conflict(message: str | None = None) -> ApiError:
-    return ApiError(409, "conflict", message or service.conflict_text())
 
 
 def _own_id_as_myself(body: dict[str, Any], user: User) -> dict[str, Any]:
@@ -233,11 +229,9 @@ def create_customer() -> Any:
     body.pop("lock_version", None)
     form = validated(CustomerForm, body, actor=user)
     owner = db.session.get(User, form.owner_id.data) if form.owner_id.data else user
-    try:
+    with service_errors(service.conflict_text()):
         customer = service.create_customer(form.values(), user, owner=owner)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
     return _created(customer_detail_json(customer))
 
 
@@ -253,12 +247,7 @@ def update_customer(customer_id: int) -> Any:
     customer = get_customer_or_404(customer_id, user, "write")
     body = _own_id_as_myself(json_body(), user)
     if "lock_version" not in body:
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"lock_version": [_("Send the lock_version you read.")]},
-        )
+        raise invalid({"lock_version": [_("Send the lock_version you read.")]})
     owner_id = None if customer.owner_id == user.id else customer.owner_id
     current = {**service.customer_values(customer), "owner_id": owner_id}
     form = validated(CustomerForm, {**current, **body}, actor=user)
@@ -267,7 +256,7 @@ def update_customer(customer_id: int) -> Any:
         customer.owner_id is None and not form.owner_id.data
     ):
         owner = customer.owner  # a pool prospect stays in the pool unless given an owner
-    try:
+    with service_errors(service.conflict_text()):
         service.update_customer(
             customer,
             form.values(),
@@ -276,12 +265,6 @@ def update_customer(customer_id: int) -> Any:
             expected_version=form.lock_version.data,
         )
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except StateConflict as conflict:
-        raise _conflict(str(conflict)) from None
-    except StaleDataError:
-        raise _conflict() from None
     return jsonify(customer_detail_json(get_customer_or_404(customer_id, user)))
 
 
@@ -307,15 +290,9 @@ def log_activity(customer_id: int) -> Any:
     user = current_api_user()
     customer = get_customer_or_404(customer_id, user, "write")
     form = validated(ActivityForm, json_body(), customer=customer)
-    try:
+    with service_errors(service.conflict_text()):
         activity = service.log_activity(customer, form.values(), user)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except StateConflict as conflict:
-        raise _conflict(str(conflict)) from None
-    except StaleDataError:
-        raise _conflict() from None
     return _created(activity_json(activity))
 
 
@@ -331,15 +308,12 @@ def list_pool() -> Any:
 def claim(customer_id: int) -> Any:
     """Claim a pool prospect; when someone was quicker, 409."""
     user = current_api_user()
-    try:
-        customer = service.claim(customer_id, user)
+    with service_errors(service.conflict_text()):
+        try:
+            customer = service.claim(customer_id, user)
+        except LookupError:
+            abort(404)
         db.session.commit()
-    except LookupError:
-        abort(404)
-    except NotAllowed as refusal:
-        raise ApiError(403, "forbidden", str(refusal)) from None
-    except StateConflict as conflict:
-        raise _conflict(str(conflict)) from None
     if not can_reach(customer, user):
         abort(404)
     return jsonify(customer_detail_json(customer))

@@ -25,15 +25,16 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.routing import BuildError
 
 from portal.auth.models import User
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import page_args, paginate
-from portal.loops.errors import NotAllowed, StateConflict
+from portal.loops.errors import NotAllowed, StateConflict, refusal_of
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
+from portal.scoping import people_in_scope
+from portal.web import is_htmx_request, refuse, vary_on_htmx
 
 from . import customers as service
 from .common import get_child_or_404, get_customer_or_404
@@ -47,32 +48,11 @@ from .models import (
     ContactPerson,
     Customer,
 )
-from .vocabulary import label
+from .template_helpers import sales_link, sales_may_edit
 
 bp = Blueprint("sales_customers", __name__, template_folder="templates")
 
 TIMELINE_PAGE = 10
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
-def _vary(response: Any) -> Any:
-    response = make_response(response)
-    response.headers.add("Vary", "HX-Request")
-    return response
-
-
-def _refused(status: int, message: str, back: str) -> Any:
-    """A 403 or 409 the person understands. With htmx (which does not swap errors) the
-    page ``back`` is loaded with the message; without, an error page says it."""
-    if _is_htmx():
-        flash(message, "danger" if status == 403 else "warning")
-        response = make_response("", status)
-        response.headers["HX-Redirect"] = back
-        return response
-    abort(status, description=message)
 
 
 def _person(user_id: int | None) -> User | None:
@@ -80,21 +60,6 @@ def _person(user_id: int | None) -> User | None:
 
 
 # -- template helpers (other parts' pages use some) -----------------------------------
-
-
-@bp.app_template_global()
-def sales_customers_label(group: str, code: str | None) -> str:
-    """A vocabulary label (industry, region, grade, stage ...) in the reader's language."""
-    return label(group, code)
-
-
-@bp.app_template_global()
-def sales_customers_link(endpoint: str, **values: Any) -> str | None:
-    """``url_for``, or None when the endpoint does not exist (another part not built)."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 @bp.app_template_global()
@@ -111,19 +76,6 @@ def sales_customers_for_opportunity(opportunity: Any, limit: int = 20) -> list[A
     if not current_user.is_authenticated or opportunity is None:
         return []
     return service.activities_for_opportunity(opportunity, current_user, limit)
-
-
-@bp.app_template_global()
-def sales_customers_may_edit(customer: Customer) -> bool:
-    """Whether the viewer may change this file (the edit scope reaches its owner)."""
-    from portal.scoping import can_reach
-
-    return bool(
-        current_user.is_authenticated
-        and current_user.can("sales.edit")
-        and customer is not None
-        and can_reach(customer, current_user, "write")
-    )
 
 
 # -- the list -------------------------------------------------------------------------------
@@ -152,7 +104,7 @@ def index() -> Any:
         "sales/customers/index.html",
         page=page,
         args=request.args,
-        people=service.people_in_scope(current_user),
+        people=[] if current_user.scope_for("read") == "own" else people_in_scope(current_user),
         now=now,
         **_filters(),
     )
@@ -268,7 +220,7 @@ def detail(customer_id: int) -> Any:
     deals, quotations, contracts and complaints of the other parts."""
     customer = get_customer_or_404(customer_id, current_user)
     activities, more, opportunity_names = service.timeline(customer.id, 1, TIMELINE_PAGE)
-    may_edit = sales_customers_may_edit(customer)
+    may_edit = sales_may_edit(customer)
     return render_template(
         "sales/customers/detail.html",
         customer=customer,
@@ -300,9 +252,9 @@ def timeline(customer_id: int) -> Any:
         "next_page": page + 1,
         "opportunity_names": opportunity_names,
     }
-    if _is_htmx():
-        return _vary(render_template("sales/customers/_timeline.html", **context))
-    return _vary(render_template("sales/customers/activities.html", page=page, **context))
+    if is_htmx_request():
+        return vary_on_htmx(render_template("sales/customers/_timeline.html", **context))
+    return vary_on_htmx(render_template("sales/customers/activities.html", page=page, **context))
 
 
 # -- contact persons -----------------------------------------------------------------------
@@ -319,7 +271,7 @@ def _contacts_section(
         contact_form=form or ContactForm(formdata=None),
         may_edit=True,
     )
-    return _vary(make_response(html, status))
+    return vary_on_htmx(make_response(html, status))
 
 
 @bp.post("/customers/<int:customer_id>/contacts")
@@ -336,11 +288,11 @@ def contact_add(customer_id: int) -> Any:
             db.session.rollback()
             error.show_on(form)
         else:
-            if _is_htmx():
+            if is_htmx_request():
                 return _contacts_section(customer)
             flash(_("The contact person was added."), "success")
             return redirect(url_for(".detail", customer_id=customer_id, _anchor="contacts"), 303)
-    if _is_htmx():
+    if is_htmx_request():
         return _contacts_section(customer, form, 422)
     return render_template(
         "sales/customers/contact_form.html", form=form, customer=customer, contact=None
@@ -366,7 +318,7 @@ def contact_edit(customer_id: int, contact_id: int) -> Any:
             db.session.rollback()
             error.show_on(form)
         else:
-            if _is_htmx():
+            if is_htmx_request():
                 # The form swapped itself in; the saved list replaces the whole section.
                 response = _contacts_section(customer)
                 response.headers["HX-Retarget"] = "#contacts"
@@ -376,10 +328,12 @@ def contact_edit(customer_id: int, contact_id: int) -> Any:
             return redirect(url_for(".detail", customer_id=customer_id, _anchor="contacts"), 303)
     status = 422 if request.method == "POST" else 200
     template = (
-        "sales/customers/_contact_edit.html" if _is_htmx() else "sales/customers/contact_form.html"
+        "sales/customers/_contact_edit.html"
+        if is_htmx_request()
+        else "sales/customers/contact_form.html"
     )
     html = render_template(template, form=form, customer=customer, contact=contact)
-    return _vary(make_response(html, status))
+    return vary_on_htmx(make_response(html, status))
 
 
 @bp.post("/customers/<int:customer_id>/contacts/<int:contact_id>/delete")
@@ -394,7 +348,7 @@ def contact_delete(customer_id: int, contact_id: int) -> Any:
         abort(404)
     service.delete_contact(contact)
     db.session.commit()
-    if _is_htmx():
+    if is_htmx_request():
         return _contacts_section(customer)
     flash(_("The contact person was removed."), "success")
     return redirect(url_for(".detail", customer_id=customer_id, _anchor="contacts"), 303)
@@ -410,7 +364,7 @@ def log_activity(customer_id: int) -> Any:
     customer = get_customer_or_404(customer_id, current_user, "write")
     back = url_for(".detail", customer_id=customer_id)
     if customer.owner_id is None:
-        return _refused(409, _("Claim this prospect before logging contacts."), back)
+        return refuse(409, _("Claim this prospect before logging contacts."), back)
     form = ActivityForm(customer=customer)
     if request.method == "GET":
         kind = request.args.get("kind", "")
@@ -429,15 +383,11 @@ def log_activity(customer_id: int) -> Any:
             error.show_on(form)
         except (StateConflict, StaleDataError):
             db.session.rollback()
-            return _refused(409, service.conflict_text(), back)
+            return refuse(409, service.conflict_text(), back)
         else:
             flash(_("The contact was logged; the next follow-up is set."), "success")
             if activity.opportunity_id and request.args.get("opportunity_id"):
-                from .pipeline_views import sales_pipeline_link
-
-                target = sales_pipeline_link(
-                    "sales_pipeline.detail", opportunity_id=activity.opportunity_id
-                )
+                target = sales_link("sales_pipeline.detail", opportunity_id=activity.opportunity_id)
                 if target:
                     return redirect(target, 303)
             return redirect(f"{back}#activity-{activity.id}", 303)
@@ -477,11 +427,11 @@ def claim(customer_id: int) -> Any:
         abort(404)
     except NotAllowed as refusal:
         db.session.rollback()
-        return _refused(403, str(refusal), back)
+        return refuse(403, str(refusal), back)
     except StateConflict as conflict:
         db.session.rollback()
-        if _is_htmx():
-            return _refused(409, str(conflict), back)
+        if is_htmx_request():
+            return refuse(409, str(conflict), back)
         return _pool_conflict(str(conflict))
     flash(_("The prospect is yours now; a first follow-up is set."), "success")
     return redirect(url_for(".detail", customer_id=customer_id), 303)
@@ -518,12 +468,8 @@ def release(customer_id: int) -> Any:
             error.show_on(form)
         except (StateConflict, StaleDataError) as conflict:
             db.session.rollback()
-            message = str(conflict) if isinstance(conflict, StateConflict) else None
-            return _refused(
-                409,
-                message or service.conflict_text(),
-                url_for(".detail", customer_id=customer_id),
-            )
+            status, message = refusal_of(conflict, service.conflict_text())
+            return refuse(status, message, url_for(".detail", customer_id=customer_id))
         else:
             flash(_("The prospect is back in the shared pool."), "success")
             return redirect(url_for(".index"), 303)

@@ -29,11 +29,11 @@ from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import paginate
 from portal.org.services import ValidationFailed
+from portal.web import is_htmx_request, vary_on_htmx
 
 from . import imports
 from .imports_forms import ImportUploadForm
 from .models import CustomerImport
-from .vocabulary import label
 
 bp = Blueprint("sales_imports", __name__, template_folder="templates")
 
@@ -118,10 +118,9 @@ def status(import_id: int) -> Any:
         "percent": _percent(record),
         **imports.split_errors(record),
     }
-    partial = bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
+    partial = is_htmx_request(boosted=False)
     template = "sales/imports/_status.html" if partial else "sales/imports/status.html"
-    response = make_response(render_template(template, **context))
-    response.headers["Vary"] = "HX-Request"
+    response = vary_on_htmx(render_template(template, **context))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -132,15 +131,3 @@ def _percent(record: CustomerImport) -> int:
     if not record.total_rows:
         return 0
     return max(0, min(100, round(100 * record.processed_rows / record.total_rows)))
-
-
-@bp.app_template_global()
-def sales_imports_status_label(status: str) -> str:
-    """How an import's status reads."""
-    return label("import_status", status)
-
-
-@bp.app_template_global()
-def sales_imports_field_label(name: str) -> str:
-    """How a customer field reads in an import's messages."""
-    return label("import_field", name) if name else ""

@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from flask_babel import gettext as _
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    current_api_user,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from portal.extensions import db
 from portal.listing import paginate
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
 
 from . import market
@@ -70,10 +75,6 @@ def note_json(note: MarketNote) -> dict[str, Any]:
     }
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), error.fields)
-
-
 def list_notes() -> Any:
     """Market notes in your scope, newest observation first; filters: kind, industry,
     region, competitor, q, since, until (YYYY-MM-DD)."""
@@ -86,10 +87,8 @@ def create_note() -> Any:
     """Record a market note (yours)."""
     user = current_api_user()
     form = validated(MarketNoteForm, json_body())
-    try:
+    with service_errors():
         note = market.create_note(form.values(), user)
-    except ValidationFailed as error:
-        raise _failed(error) from None
     db.session.commit()
     response = jsonify(note_json(note))
     response.status_code = 201

@@ -18,26 +18,13 @@ from portal.extensions import db
 from portal.listing import paginate
 from portal.loops.service import local_today
 from portal.org.services import ValidationFailed
-from portal.scoping import can_reach
 
 from . import market
 from .market_forms import MarketNoteForm
 from .models import MARKET_NOTE_KINDS, MarketNote
-from .vocabulary import label
+from .template_helpers import sales_may_edit
 
 bp = Blueprint("sales_market", __name__, template_folder="templates")
-
-
-@bp.app_template_global()
-def sales_market_kind_label(kind: str) -> str:
-    """How a note's kind reads."""
-    return label("market_note_kind", kind)
-
-
-@bp.app_template_global()
-def sales_market_area_label(name: str, code: str) -> str:
-    """How a note's industry or region reads (a code no longer declared: as written)."""
-    return label(name, code)
 
 
 @bp.get("/market/")
@@ -97,7 +84,7 @@ def new() -> Any:
 def detail(note_id: int) -> Any:
     """One note in full."""
     note = market.get_note_or_404(note_id, current_user)
-    can_change = current_user.can("sales.edit") and can_reach(note, current_user, "write")
+    can_change = sales_may_edit(note)
     return render_template("sales/market/detail.html", note=note, can_change=can_change)
 
 

@@ -14,6 +14,9 @@ BASIS_POINTS_PER_PERCENT = 100
 # A trillion yuan: beyond any real quotation or contract (a typo), and far inside the
 # 64-bit columns the sums are stored in.
 MAX_AMOUNT_CENTS = 10**14
+# How the API's response schemas describe money and percentages (strings, exact).
+MONEY_SCHEMA = {"type": "string", "description": "yuan with two decimals"}
+PERCENT_SCHEMA = {"type": "string", "description": "percent with two decimals"}
 
 
 def to_cents(value: Any) -> int:

@@ -39,7 +39,7 @@ from portal.scoping import can_reach, get_scoped_or_404, led_unit_paths, scoped
 
 from .common import Stage, stage_by_code, stages
 from .models import Customer, Opportunity, Quotation, StageChange
-from .money import format_money
+from .money import MAX_AMOUNT_CENTS, to_cents
 from .vocabulary import LABELS, label
 
 # Board: won and lost deals stay visible this long after closing; a column shows at
@@ -47,7 +47,6 @@ from .vocabulary import LABELS, label
 RECENT_CLOSED_DAYS = 30
 CARDS_PER_COLUMN = 50
 MAX_CHOICES = 500  # people and units offered in a filter
-MAX_AMOUNT_CENTS = 10**14  # one trillion yuan: beyond any real deal
 MAX_TEXT = 20_000
 
 # The fields a person edits on the opportunity form (service names; ``amount`` is in
@@ -189,37 +188,6 @@ def load_page(page: Any) -> Any:
     return page
 
 
-def reachable_people(user: User) -> list[tuple[int, str]]:
-    """Active people whose deals ``user`` may read, by name (owner filters)."""
-    rows = db.session.execute(
-        scoped(
-            sa.select(User.id, User.display_name)
-            .where(User.active.is_(True))
-            .order_by(User.display_name, User.id)
-            .limit(MAX_CHOICES),
-            User,
-            user,
-        )
-    )
-    return [(row.id, row.display_name) for row in rows]
-
-
-def assignable_people(user: User) -> list[tuple[int, str]]:
-    """Active people ``user`` may give a deal to (their write scope)."""
-    rows = db.session.execute(
-        scoped(
-            sa.select(User.id, User.display_name)
-            .where(User.active.is_(True))
-            .order_by(User.display_name, User.id)
-            .limit(MAX_CHOICES),
-            User,
-            user,
-            "write",
-        )
-    )
-    return [(row.id, row.display_name) for row in rows]
-
-
 def writable_owner_ids(user: User) -> set[int] | None:
     """The owners whose deals ``user`` may change (None: everyone's), in one query, so
     a board can say per card whether it may be moved without asking per card."""
@@ -234,6 +202,8 @@ def writable_owner_ids(user: User) -> set[int] | None:
 def reachable_units(user: User) -> list[OrgUnit]:
     """The units whose people's deals ``user`` sees as a team: every unit for a
     manager, the subtree of the units a supervisor leads, none for a salesperson."""
+    # Not portal.loops.metrics.visible_units: that gives a salesperson their own unit,
+    # keeps inactive units and answers rows; the team filter wants active OrgUnits only.
     level = user.scope_for("read")
     statement = sa.select(OrgUnit).where(OrgUnit.active.is_(True))
     if level == "team":
@@ -311,15 +281,6 @@ def narrow(statement: sa.Select, filters: Filters, now: datetime | None = None) 
     return statement
 
 
-def int_arg(args: Mapping[str, Any], name: str) -> int | None:
-    """A positive id from a query string, or None (bad input only widens nothing)."""
-    try:
-        number = int(args.get(name, ""))
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
-
-
 # The days a query string may name (filters, the funnel's period): wider than any real
 # data, narrow enough that the day after, and its local midnight, still exist.
 EARLIEST_ARG_DAY = date(1900, 1, 1)
@@ -362,7 +323,7 @@ def parse_amount(value: Any) -> int:
         raise ValueError(_("The amount is too large."))
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(_("Use at most two decimals (fen)."))
-    return int(amount * 100)
+    return to_cents(amount)
 
 
 def parse_day(value: Any, today: date | None = None) -> date:
@@ -1061,8 +1022,3 @@ def funnel_svg(result: Funnel) -> bytes:
     if result.total.created:
         chart.add(_("Deals"), list(reversed(result.total.reached)))
     return render_svg(chart)
-
-
-def money(cents: int | None) -> str:
-    """Yuan as a page shows it: ¥1,234,567.50."""
-    return "¥" + format_money(cents)

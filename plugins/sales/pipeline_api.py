@@ -13,15 +13,26 @@ from typing import Any
 import sqlalchemy as sa
 from flask import jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    DATE_SCHEMA,
+    TIME_SCHEMA,
+    ApiError,
+    current_api_user,
+    invalid,
+    iso_day,
+    iso_time,
+    json_body,
+    page_response,
+    refuse_unknown,
+    service_errors,
+    validated,
+)
 from portal.extensions import db
-from portal.listing import paginate
+from portal.listing import id_arg, paginate
 from portal.loops.service import local_today
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
-from portal.scoping import scoped
+from portal.scoping import people_in_scope, scoped
 
 from . import pipeline
 from .common import get_customer_or_404
@@ -29,8 +40,6 @@ from .models import OPPORTUNITY_STATUSES, Opportunity
 from .money import yuan
 from .pipeline_forms import MoveValuesApiForm, OpportunityCreateApiForm, OpportunityPatchApiForm
 
-_DATE = {"type": ["string", "null"], "format": "date"}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 OPPORTUNITY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -45,7 +54,7 @@ OPPORTUNITY_SCHEMA: dict[str, Any] = {
         "probability_pct": {"type": "integer"},
         "furthest_stage_index": {"type": "integer"},
         "amount": {"type": "string", "description": "yuan, two decimals"},
-        "expected_close_on": _DATE,
+        "expected_close_on": DATE_SCHEMA,
         "overdue": {"type": "boolean"},
         "need_analysis": {"type": "string"},
         "proposed_solution": {"type": "string"},
@@ -53,9 +62,9 @@ OPPORTUNITY_SCHEMA: dict[str, Any] = {
         "competitors": {"type": "string"},
         "lost_reason": {"type": "string"},
         "lost_note": {"type": "string"},
-        "stage_changed_at": _TIME,
-        "closed_at": _TIME,
-        "created_at": _TIME,
+        "stage_changed_at": TIME_SCHEMA,
+        "closed_at": TIME_SCHEMA,
+        "created_at": TIME_SCHEMA,
         "lock_version": {"type": "integer"},
     },
 }
@@ -95,9 +104,7 @@ def opportunity_json(opportunity: Opportunity) -> dict[str, Any]:
         "probability_pct": opportunity.probability_pct,
         "furthest_stage_index": opportunity.furthest_stage_index,
         "amount": str(yuan(opportunity.amount_cents)),
-        "expected_close_on": (
-            opportunity.expected_close_on.isoformat() if opportunity.expected_close_on else None
-        ),
+        "expected_close_on": iso_day(opportunity.expected_close_on),
         "overdue": pipeline.is_overdue(opportunity),
         "need_analysis": opportunity.need_analysis,
         "proposed_solution": opportunity.proposed_solution,
@@ -112,14 +119,8 @@ def opportunity_json(opportunity: Opportunity) -> dict[str, Any]:
     }
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), error.fields)
-
-
-def _conflict() -> ApiError:
-    return ApiError(
-        409, "conflict", _("Someone changed this opportunity meanwhile; read it again.")
-    )
+def _changed_text() -> str:
+    return _("Someone changed this opportunity meanwhile; read it again.")
 
 
 def _filters(args: Any) -> pipeline.Filters:
@@ -127,13 +128,13 @@ def _filters(args: Any) -> pipeline.Filters:
     stage = args.get("stage", "")
     status = args.get("status", "")
     return pipeline.Filters(
-        owner_id=pipeline.int_arg(args, "owner_id"),
+        owner_id=id_arg(args.get("owner_id")),
         q=(args.get("q") or "").strip()[:100],
         stage=stage if stage in pipeline.stage_by_code() else "",
         status=status if status in OPPORTUNITY_STATUSES else "",
         close_month=pipeline.month_arg(args.get("close_month", "")),
         recent=args.get("recent") in ("1", "true"),
-        customer_id=pipeline.int_arg(args, "customer_id"),
+        customer_id=id_arg(args.get("customer_id")),
     )
 
 
@@ -155,13 +156,15 @@ def list_opportunities() -> Any:
 def create_opportunity() -> Any:
     """Open a deal with one of your customers (at the first stage)."""
     user = current_api_user()
-    form = validated(OpportunityCreateApiForm, json_body(), people=pipeline.assignable_people(user))
+    form = validated(
+        OpportunityCreateApiForm,
+        json_body(),
+        people=people_in_scope(user, "write", pipeline.MAX_CHOICES),
+    )
     customer = get_customer_or_404(form.customer_id.data, user, "write")
-    try:
+    with service_errors(_changed_text()):
         opportunity = pipeline.create_opportunity(customer, form.values(), user)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
     response = jsonify(opportunity_json(opportunity))
     response.status_code = 201
     return response
@@ -179,12 +182,12 @@ def patch_opportunity(opportunity_id: int) -> Any:
     user = current_api_user()
     opportunity = pipeline.get_opportunity_or_404(opportunity_id, user, "write")
     body = json_body()
-    people = pipeline.assignable_people(user)
+    people = people_in_scope(user, "write", pipeline.MAX_CHOICES)
     if opportunity.owner_id not in {pid for pid, _name in people}:
         people.append((opportunity.owner_id, ""))
     form = validated(OpportunityPatchApiForm, body, people=people)
     if form.lock_version.data != opportunity.lock_version:
-        raise _conflict()
+        raise ApiError(409, "conflict", _changed_text())
     values = {
         key: value
         for key, value in form.values().items()
@@ -192,13 +195,9 @@ def patch_opportunity(opportunity_id: int) -> Any:
     }
     if "owner_id" in body and body["owner_id"] is not None:
         values["owner_id"] = form.owner_id.data
-    try:
+    with service_errors(_changed_text()):
         pipeline.update_opportunity(opportunity, values, user)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except StaleDataError:
-        raise _conflict() from None
     return jsonify(opportunity_json(pipeline.get_opportunity_or_404(opportunity_id, user)))
 
 
@@ -208,30 +207,13 @@ def move_opportunity(opportunity_id: int) -> Any:
     user = current_api_user()
     opportunity = pipeline.get_opportunity_or_404(opportunity_id, user, "write")
     body = json_body()
-    unknown = sorted(set(body) - {"stage", "values", "lock_version"})
-    if unknown:
-        raise ApiError(
-            400,
-            "unknown_fields",
-            _("Unknown fields: %(names)s", names=", ".join(unknown)),
-            {name: [_("Unknown field.")] for name in unknown},
-        )
+    refuse_unknown(body, ("stage", "values", "lock_version"))
     stage = body.get("stage")
     if not isinstance(stage, str) or not stage:
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"stage": [_("Name the stage.")]},
-        )
+        raise invalid({"stage": [_("Name the stage.")]})
     raw_values = body.get("values") or {}
     if not isinstance(raw_values, dict):
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"values": [_("Send an object of field values.")]},
-        )
+        raise invalid({"values": [_("Send an object of field values.")]})
     form = validated(MoveValuesApiForm, raw_values)
     version = body.get("lock_version")
     if version is not None and (
@@ -239,19 +221,15 @@ def move_opportunity(opportunity_id: int) -> Any:
         or not isinstance(version, int)
         or version != opportunity.lock_version
     ):
-        raise _conflict()
+        raise ApiError(409, "conflict", _changed_text())
     values = {
         name: form[name].data
         for name in pipeline.MOVE_VALUE_FIELDS
         if name in raw_values and form[name].data not in (None, "")
     }
-    try:
+    with service_errors(_changed_text()):
         pipeline.move_to_stage(opportunity, stage, user, values)
         db.session.commit()
-    except ValidationFailed as error:
-        raise _failed(error) from None
-    except StaleDataError:
-        raise _conflict() from None
     return jsonify(opportunity_json(pipeline.get_opportunity_or_404(opportunity_id, user)))
 
 
@@ -263,7 +241,7 @@ def funnel_json() -> Any:
     _period, since, until = pipeline.read_period(request.args, local_today())
     group = request.args.get("group", "person")
     group = group if group in pipeline.FUNNEL_GROUPS else "person"
-    owner_id = pipeline.int_arg(request.args, "owner_id")
+    owner_id = id_arg(request.args.get("owner_id"))
     result = pipeline.funnel(user, since, until, group, pipeline.Filters(owner_id=owner_id))
 
     def row_json(row: pipeline.FunnelRow) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from flask import (
     Blueprint,
     Response,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -29,21 +28,21 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.routing import BuildError
 
 from portal.auth.permissions import require_permission
 from portal.extensions import db
-from portal.listing import page_args, paginate
+from portal.listing import id_arg, page_args, paginate
 from portal.loops.service import local_today
 from portal.org.services import ValidationFailed
-from portal.scoping import can_reach, scoped
+from portal.scoping import people_in_scope, scoped
+from portal.web import is_htmx_request, refuse, vary_on_htmx
 
 from . import pipeline
 from .common import get_customer_or_404
 from .models import OPPORTUNITY_STATUSES, Opportunity
 from .money import yuan
 from .pipeline_forms import MoveForm, OpportunityForm
-from .vocabulary import label
+from .template_helpers import sales_link, sales_may_edit
 
 bp = Blueprint(
     "sales_pipeline",
@@ -71,39 +70,6 @@ SORTS = {
 
 
 @bp.app_template_global()
-def sales_pipeline_link(endpoint: str, **values: Any) -> str | None:
-    """``url_for`` that answers None when the endpoint does not exist (yet): a link to
-    another part of the plugin is then left out instead of breaking the page."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
-
-
-@bp.app_template_global()
-def sales_pipeline_money(cents: int | None) -> str:
-    """Yuan as pages show it."""
-    return pipeline.money(cents)
-
-
-@bp.app_template_global()
-def sales_pipeline_stage_label(code: str) -> str:
-    return pipeline.stage_label(code)
-
-
-@bp.app_template_global()
-def sales_pipeline_label(group: str, code: str | None) -> str:
-    """A vocabulary label (status, lost reason ...) in the reader's language."""
-    return label(group, code)
-
-
-@bp.app_template_global()
-def sales_pipeline_percent(share: float | None) -> str:
-    """A share (0..1) as a percentage with one decimal, or a dash when undefined."""
-    return "—" if share is None else f"{share * 100:.1f} %"
-
-
-@bp.app_template_global()
 def sales_pipeline_overdue(opportunity: Opportunity) -> bool:
     return pipeline.is_overdue(opportunity)
 
@@ -128,28 +94,11 @@ def sales_pipeline_for_customer(customer: Any, limit: int = 20) -> list[Opportun
 @bp.app_template_global()
 def sales_pipeline_may_create_for(customer: Any) -> bool:
     """Whether the viewer may open a deal with ``customer``."""
-    return bool(
-        current_user.is_authenticated
-        and current_user.can("sales.edit")
-        and customer is not None
-        and customer.owner_id is not None
-        and can_reach(customer, current_user, "write")
-    )
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
+    return customer is not None and customer.owner_id is not None and sales_may_edit(customer)
 
 
 def _wants_board() -> bool:
-    return _is_htmx() and request.headers.get("HX-Target") == BOARD_TARGET
-
-
-def _vary(response: Any) -> Any:
-    response = make_response(response)
-    response.vary.add("HX-Request")
-    response.vary.add("HX-Target")
-    return response
+    return is_htmx_request() and request.headers.get("HX-Target") == BOARD_TARGET
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -159,7 +108,7 @@ class FilterChoices:
     """The people and units the viewer may filter by (loaded once per page)."""
 
     def __init__(self) -> None:
-        self.people = pipeline.reachable_people(current_user)
+        self.people = people_in_scope(current_user, limit=pipeline.MAX_CHOICES)
         self.units = pipeline.reachable_units(current_user)
         self.show_owner = len(self.people) > 1
         top = min((unit.depth for unit in self.units), default=0)
@@ -169,10 +118,10 @@ class FilterChoices:
 def read_filters(args: Any, choices: FilterChoices, listing: bool = False) -> pipeline.Filters:
     """Filters from a query string; values outside what the viewer may see are dropped
     (a filter only ever narrows the scope)."""
-    owner_id = pipeline.int_arg(args, "owner")
+    owner_id = id_arg(args.get("owner"))
     if owner_id not in {pid for pid, _name in choices.people}:
         owner_id = None
-    unit_id = pipeline.int_arg(args, "team")
+    unit_id = id_arg(args.get("team"))
     unit = next((u for u in choices.units if u.id == unit_id), None)
     filters = pipeline.Filters(owner_id=owner_id, unit=unit, q=(args.get("q") or "").strip()[:100])
     if listing:
@@ -182,7 +131,7 @@ def read_filters(args: Any, choices: FilterChoices, listing: bool = False) -> pi
         filters.status = status if status in OPPORTUNITY_STATUSES else ""
         filters.close_month = pipeline.month_arg(args.get("close_month", ""))
         filters.recent = args.get("recent") == "1"
-        filters.customer_id = pipeline.int_arg(args, "customer")
+        filters.customer_id = id_arg(args.get("customer"))
     return filters
 
 
@@ -230,7 +179,7 @@ def _board_context(args: Any, **extra: Any) -> dict[str, Any]:
 def _render_board(status: int = 200, args: Any = None, **extra: Any) -> Any:
     context = _board_context(request.args if args is None else args, **extra)
     template = "sales/pipeline/_board.html" if _wants_board() else "sales/pipeline/board.html"
-    return _vary((render_template(template, **context), status))
+    return vary_on_htmx((render_template(template, **context), status), target=True)
 
 
 @bp.get("/pipeline/board")
@@ -278,8 +227,9 @@ def _move_refused(opportunity_id: int, form: MoveForm, missing: set[str], status
     pending = Pending(opportunity, form)
     if _wants_board():
         return _render_board(status, args=_back_args(form.back.data), pending=pending)
-    return _vary(
-        (render_template("sales/pipeline/move.html", pending=pending, board_target=False), status)
+    return vary_on_htmx(
+        (render_template("sales/pipeline/move.html", pending=pending, board_target=False), status),
+        target=True,
     )
 
 
@@ -288,15 +238,15 @@ def _conflict(opportunity_id: int, on_board: bool, back: dict[str, str]) -> Any:
     target = (
         url_for(".board", **back) if on_board else url_for(".detail", opportunity_id=opportunity_id)
     )
-    if _is_htmx():
-        flash(message, "warning")
-        response = make_response("", 409)
-        response.headers["HX-Redirect"] = target
-        return response
     if on_board:
-        return _render_board(409, args=back, problem=message)
-    return _render_detail(
-        pipeline.get_opportunity_or_404(opportunity_id, current_user), 409, problem=message
+        return refuse(409, message, target, lambda: _render_board(409, args=back, problem=message))
+    return refuse(
+        409,
+        message,
+        target,
+        lambda: _render_detail(
+            pipeline.get_opportunity_or_404(opportunity_id, current_user), 409, problem=message
+        ),
     )
 
 
@@ -372,7 +322,7 @@ def index() -> Any:
 
 
 def _render_detail(opportunity: Opportunity, status: int = 200, **extra: Any) -> Any:
-    may_edit = current_user.can("sales.edit") and can_reach(opportunity, current_user, "write")
+    may_edit = sales_may_edit(opportunity)
     form = MoveForm(formdata=None)
     form.stage.data = opportunity.stage
     form.version.data = str(opportunity.lock_version)
@@ -403,12 +353,12 @@ def detail(opportunity_id: int) -> Any:
 @require_permission("sales.edit")
 def new() -> Any:
     """Open a deal with a customer (``?customer_id=``, which must be one's own)."""
-    customer_id = pipeline.int_arg(request.args, "customer_id")
+    customer_id = id_arg(request.args.get("customer_id"))
     if customer_id is None:
         flash(_("Open a customer and choose New opportunity there."), "info")
-        return redirect(sales_pipeline_link("sales_customers.index") or url_for(".index"), 303)
+        return redirect(sales_link("sales_customers.index") or url_for(".index"), 303)
     customer = get_customer_or_404(customer_id, current_user, "write")
-    people = pipeline.assignable_people(current_user)
+    people = people_in_scope(current_user, "write", pipeline.MAX_CHOICES)
     form = OpportunityForm(people=people)
     if request.method == "GET":
         known = {pid for pid, _name in people}
@@ -434,7 +384,7 @@ def new() -> Any:
 def edit(opportunity_id: int) -> Any:
     """Change the deal's needs analysis, solution, people, amount and dates."""
     opportunity = pipeline.get_opportunity_or_404(opportunity_id, current_user, "write")
-    people = pipeline.assignable_people(current_user)
+    people = people_in_scope(current_user, "write", pipeline.MAX_CHOICES)
     if opportunity.owner_id not in {pid for pid, _name in people}:
         people = [(opportunity.owner_id, opportunity.owner.display_name), *people]
     form = OpportunityForm(people=people)

@@ -30,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 
 from portal.auth.models import User
 from portal.extensions import db
-from portal.listing import like_pattern
+from portal.listing import MAX_ID, like_pattern
 from portal.loops.errors import StateConflict
 from portal.models import utcnow
 from portal.org.services import ValidationFailed
@@ -67,7 +67,6 @@ MAX_UNIT_PRICE_CENTS = 100_000_000_000  # one thousand million yuan a unit
 MAX_TERMS_DAYS = 365
 MAX_NOTE = 4000
 BP_FULL = 10_000  # 100 % in basis points
-MAX_ID = 2**62  # ids beyond what a database column holds are no record (the core's bound)
 
 
 def reason_label(reason: str | None) -> str:

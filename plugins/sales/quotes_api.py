@@ -14,18 +14,24 @@ from typing import Any
 
 from flask import jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.orm.exc import StaleDataError
 
-from portal.api import ApiError, current_api_user, iso_time, json_body, page_response, validated
+from portal.api import (
+    ApiError,
+    current_api_user,
+    invalid,
+    iso_time,
+    json_body,
+    page_response,
+    service_errors,
+    validated,
+)
 from portal.extensions import db
 from portal.listing import paginate
-from portal.loops.errors import StateConflict
-from portal.org.services import ValidationFailed
 from portal.plugins import ApiRoute
 
 from . import quotes as service
 from .models import QUOTE_STATUSES, Product, Quotation, QuoteLine
-from .money import percent, yuan
+from .money import MONEY_SCHEMA, PERCENT_SCHEMA, percent, yuan
 from .quotes_forms import AnswerForm, QuoteCreateApiForm, QuotePatchApiForm
 
 HEADER_FIELDS = (
@@ -37,8 +43,6 @@ HEADER_FIELDS = (
     "notes",
 )
 LINE_KEYS = set(service.LINE_FIELDS)
-_MONEY = {"type": "string", "description": "yuan with two decimals"}
-_PERCENT = {"type": "string", "description": "percent with two decimals"}
 
 LINE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -47,10 +51,10 @@ LINE_SCHEMA: dict[str, Any] = {
         "product_id": {"type": ["integer", "null"]},
         "description": {"type": "string"},
         "quantity": {"type": "integer"},
-        "unit_price": _MONEY,
-        "unit_cost": _MONEY,
-        "discount_pct": _PERCENT,
-        "total": _MONEY,
+        "unit_price": MONEY_SCHEMA,
+        "unit_cost": MONEY_SCHEMA,
+        "discount_pct": PERCENT_SCHEMA,
+        "total": MONEY_SCHEMA,
     },
 }
 QUOTE_SCHEMA: dict[str, Any] = {
@@ -71,10 +75,10 @@ QUOTE_SCHEMA: dict[str, Any] = {
         "payment_terms": {"type": "string"},
         "payment_terms_days": {"type": "integer"},
         "notes": {"type": "string"},
-        "list_total": _MONEY,
-        "total": _MONEY,
-        "discount_pct": _PERCENT,
-        "gross_margin_pct": _PERCENT,
+        "list_total": MONEY_SCHEMA,
+        "total": MONEY_SCHEMA,
+        "discount_pct": PERCENT_SCHEMA,
+        "gross_margin_pct": PERCENT_SCHEMA,
         "approval_request_id": {"type": ["integer", "null"]},
         "sent_at": {"type": ["string", "null"], "format": "date-time"},
         "decided_at": {"type": ["string", "null"], "format": "date-time"},
@@ -86,7 +90,7 @@ QUOTE_DETAIL_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         **QUOTE_SCHEMA["properties"],
-        "cost_total": _MONEY,
+        "cost_total": MONEY_SCHEMA,
         "lines": {"type": "array", "items": LINE_SCHEMA},
         "approval": {
             "type": ["object", "null"],
@@ -106,7 +110,7 @@ QUOTE_DETAIL_SCHEMA: dict[str, Any] = {
                     "id": {"type": "integer"},
                     "version": {"type": "integer"},
                     "status": {"type": "string"},
-                    "total": _MONEY,
+                    "total": MONEY_SCHEMA,
                 },
             },
         },
@@ -120,7 +124,7 @@ PRODUCT_SCHEMA: dict[str, Any] = {
         "name": {"type": "string"},
         "category": {"type": "string"},
         "unit": {"type": "string"},
-        "list_price": _MONEY,
+        "list_price": MONEY_SCHEMA,
         "active": {"type": "boolean"},
     },
 }
@@ -215,35 +219,19 @@ def product_json(product: Product) -> dict[str, Any]:
     }
 
 
-def _failed(error: ValidationFailed) -> ApiError:
-    return ApiError(422, "validation_failed", _("Some fields are not valid."), error.fields)
-
-
-def _conflict(error: Exception) -> ApiError:
-    if isinstance(error, StateConflict):
-        return ApiError(409, "conflict", str(error))
-    return ApiError(409, "conflict", _("Someone changed this quotation meanwhile; read it again."))
+def _changed_text() -> str:
+    return _("Someone changed this quotation meanwhile; read it again.")
 
 
 def _lines_of(body: dict[str, Any], required: bool) -> list[dict[str, Any]] | None:
     """The ``lines`` of a body as text rows (the form's shape), or None when absent."""
     if "lines" not in body:
         if required:
-            raise ApiError(
-                422,
-                "validation_failed",
-                _("Some fields are not valid."),
-                {"lines": [_("Add at least one line.")]},
-            )
+            raise invalid({"lines": [_("Add at least one line.")]})
         return None
     lines = body.pop("lines")
     if not isinstance(lines, list) or not all(isinstance(row, dict) for row in lines):
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"lines": [_("Use a list of line objects.")]},
-        )
+        raise invalid({"lines": [_("Use a list of line objects.")]})
     rows = []
     fields: dict[str, list[str]] = {}
     for position, row in enumerate(lines):
@@ -256,12 +244,7 @@ def _lines_of(body: dict[str, Any], required: bool) -> list[dict[str, Any]] | No
     if fields:
         raise ApiError(400, "unknown_fields", _("Unknown fields in the lines."), fields)
     if not rows:
-        raise ApiError(
-            422,
-            "validation_failed",
-            _("Some fields are not valid."),
-            {"lines": [_("Add at least one line.")]},
-        )
+        raise invalid({"lines": [_("Add at least one line.")]})
     return rows
 
 
@@ -290,13 +273,10 @@ def create_quotation() -> Any:
     body = json_body()
     rows = _lines_of(body, required=True)
     form = validated(QuoteCreateApiForm, body)
-    try:
+    with service_errors(_changed_text()):
         opportunity = service.opportunity_for_quote(form.opportunity_id.data, user)
         quote = service.create_quotation(opportunity, form.data, rows or [], user)
         db.session.commit()
-    except ValidationFailed as error:
-        db.session.rollback()
-        raise _failed(error) from None
     response = jsonify(quote_detail_json(quote))
     response.status_code = 201
     return response
@@ -315,15 +295,9 @@ def patch_quotation(quote_id: int) -> Any:
     rows = _lines_of(body, required=False)
     form = validated(QuotePatchApiForm, body)
     values = {name: form[name].data for name in HEADER_FIELDS if name in body}
-    try:
+    with service_errors(_changed_text()):
         service.update_quotation(quote, values, rows, user, expected_version=form.version.data)
         db.session.commit()
-    except ValidationFailed as error:
-        db.session.rollback()
-        raise _failed(error) from None
-    except (StateConflict, StaleDataError) as error:
-        db.session.rollback()
-        raise _conflict(error) from None
     return jsonify(quote_detail_json(quote))
 
 
@@ -331,15 +305,9 @@ def submit_quotation(quote_id: int) -> Any:
     """Submit the discount for approval; the answer says what the rule file decided."""
     user = current_api_user()
     quote = _quote(quote_id, "write")
-    try:
+    with service_errors(_changed_text()):
         service.submit_for_approval(quote, user)
         db.session.commit()
-    except ValidationFailed as error:
-        db.session.rollback()
-        raise _failed(error) from None
-    except (StateConflict, StaleDataError) as error:
-        db.session.rollback()
-        raise _conflict(error) from None
     return jsonify(quote_detail_json(quote))
 
 
@@ -347,12 +315,9 @@ def revise_quotation(quote_id: int) -> Any:
     """A new draft version; the old one is kept, superseded."""
     user = current_api_user()
     quote = _quote(quote_id, "write")
-    try:
+    with service_errors(_changed_text()):
         fresh = service.revise(quote, user)
         db.session.commit()
-    except (StateConflict, StaleDataError) as error:
-        db.session.rollback()
-        raise _conflict(error) from None
     response = jsonify(quote_detail_json(fresh))
     response.status_code = 201
     return response
@@ -363,15 +328,9 @@ def set_status(quote_id: int) -> Any:
     user = current_api_user()
     quote = _quote(quote_id, "write")
     form = validated(AnswerForm, json_body())
-    try:
+    with service_errors(_changed_text()):
         service.record_answer(quote, form.status.data or "", user, form.note.data or "")
         db.session.commit()
-    except ValidationFailed as error:
-        db.session.rollback()
-        raise _failed(error) from None
-    except (StateConflict, StaleDataError) as error:
-        db.session.rollback()
-        raise _conflict(error) from None
     return jsonify(quote_detail_json(quote))
 
 

@@ -30,7 +30,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
-from werkzeug.routing import BuildError
 
 from portal.auth.models import User
 from portal.auth.permissions import require_permission
@@ -38,11 +37,12 @@ from portal.extensions import db
 from portal.listing import paginate
 from portal.loops.errors import StateConflict
 from portal.org.services import ValidationFailed
-from portal.scoping import can_reach, scoped
+from portal.scoping import people_in_scope
+from portal.web import is_htmx_request, vary_on_htmx
 
 from . import quotes as service
 from .models import QUOTE_STATUSES, ContactPerson, Customer, Opportunity, Product, Quotation
-from .money import format_money, percent, yuan
+from .money import yuan
 from .quotes_forms import (
     BLANK_ROWS,
     ActionForm,
@@ -52,6 +52,7 @@ from .quotes_forms import (
     ProductForm,
     QuoteForm,
 )
+from .template_helpers import sales_may_edit
 from .vocabulary import label
 
 bp = Blueprint(
@@ -77,24 +78,6 @@ STATUS_BADGES = {
 
 
 # -- template helpers (also used by other areas' pages through the partials) ---------------
-
-
-@bp.app_template_filter("sales_quotes_money")
-def money_filter(cents: int | None) -> str:
-    """Fen as yuan with thousands separators: 1,234,567.50."""
-    return format_money(cents)
-
-
-@bp.app_template_filter("sales_quotes_percent")
-def percent_filter(basis_points: int | None) -> str:
-    """Basis points as a percentage with two decimals: 1250 -> 12.50."""
-    return f"{percent(basis_points)}"
-
-
-@bp.app_template_filter("sales_quote_status")
-def status_filter(status: str) -> str:
-    """A quotation status in the reader's language."""
-    return label("quote_status", status)
 
 
 @bp.app_template_global()
@@ -124,47 +107,24 @@ def sales_quotes_can_quote(opportunity: Any) -> bool:
     """Whether the viewer may make a quotation from the opportunity."""
     return (
         opportunity is not None
-        and current_user.is_authenticated
-        and current_user.can("sales.edit")
         and getattr(opportunity, "status", "open") == "open"
-        and can_reach(opportunity, current_user, "write")
+        and sales_may_edit(opportunity)
     )
-
-
-@bp.app_template_global()
-def sales_quotes_link(endpoint: str, **values: Any) -> str | None:
-    """The URL of another area's page, or None while that page does not exist (the
-    areas are built side by side; a missing page must not break this one)."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"label": label, "statuses": QUOTE_STATUSES}
-
-
-def _vary(response: Any) -> Any:
-    response = make_response(response)
-    response.headers.add("Vary", "HX-Request")
-    return response
+    return {"statuses": QUOTE_STATUSES}
 
 
 # -- the list -----------------------------------------------------------------------------
 
 
-def _owner_choices() -> list[User]:
+def _owner_choices() -> list[tuple[int, str]]:
     """People whose quotations a leader may filter by (their read scope)."""
     if current_user.scope_for("read") == "own":
         return []
-    statement = scoped(
-        sa.select(User).where(User.active.is_(True)).order_by(User.display_name).limit(500),
-        User,
-        current_user,
-    )
-    return list(db.session.scalars(statement))
+    return people_in_scope(current_user)
 
 
 @bp.get("/quotes/")
@@ -438,7 +398,7 @@ def line_row() -> Any:
         add_button=request.args.get("add") == "1",
         next_index=index + 1,
     )
-    return _vary(response)
+    return vary_on_htmx(response)
 
 
 # -- one quotation ---------------------------------------------------------------------------
@@ -456,7 +416,7 @@ def _render_detail(
     customer = db.session.get(Customer, quote.customer_id)
     opportunity = db.session.get(Opportunity, quote.opportunity_id)
     approval = service.approval_of(quote)
-    can_write = current_user.can("sales.edit") and can_reach(quote, current_user, "write")
+    can_write = sales_may_edit(quote)
     products = service.products_by_id(line.product_id for line in quote.lines)
     response = render_template(
         "sales/quotes/detail.html",
@@ -592,7 +552,7 @@ def add_note(quote_id: int) -> Any:
     except Exception:
         db.session.rollback()
         raise
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if is_htmx_request(boosted=False):
         body = render_template(
             "sales/quotes/_notes.html",
             quote=quote,
@@ -600,7 +560,7 @@ def add_note(quote_id: int) -> Any:
             note_form=form,
             can_write=True,
         )
-        return _vary(make_response(body, status))
+        return vary_on_htmx(make_response(body, status))
     if status != 200:
         return _render_detail(quote, 422, note_form=form)
     return redirect(url_for(".detail", quote_id=quote.id) + "#notes", 303)

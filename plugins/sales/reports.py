@@ -51,7 +51,7 @@ from portal.loops import charts, metrics
 from portal.loops.service import local_midnight, local_today, portal_zone
 from portal.models import as_utc, utcnow
 from portal.org.models import OrgUnit
-from portal.scoping import scoped, visible_owner_ids
+from portal.scoping import scoped
 
 from .models import Contract, Customer, Opportunity, PaymentInstalment
 from .money import format_money, yuan
@@ -87,6 +87,7 @@ AGING_LABELS = {
 
 CHARTS = ("trend", "people", "aging")
 MAX_UNITS = metrics.MAX_UNITS
+MAX_PEOPLE = 2000  # people offered in the export's owner filter
 
 
 # -- periods -----------------------------------------------------------------------------
@@ -1255,14 +1256,3 @@ def xlsx_file(export: Export) -> Any:
 
 
 # -- who can be filtered by --------------------------------------------------------------------
-
-
-def people_in_scope(viewer: User, limit: int = 2000) -> list[tuple[int, str]]:
-    """(id, name) of the active people whose records the viewer may read: the owner
-    filter of the export."""
-    statement = sa.select(User.id, User.display_name).where(User.active.is_(True))
-    owners = visible_owner_ids(viewer, "read")
-    if owners is not None:
-        statement = statement.where(User.id.in_(owners))
-    statement = statement.order_by(User.display_name, User.id).limit(limit)
-    return [(row.id, row.display_name) for row in db.session.execute(statement)]

@@ -10,32 +10,33 @@ from flask import jsonify, request
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from portal.api import ApiError, current_api_user
+from portal.api import ApiError, current_api_user, invalid
 from portal.extensions import db
 from portal.loops.service import local_today
 from portal.plugins import ApiRoute
+from portal.scoping import people_in_scope
 
 from . import reports
+from .money import MONEY_SCHEMA
 from .reports_forms import ExportForm, ReportFilterForm
 from .reports_views import export_response
 
-_MONEY = {"type": "string", "description": "yuan, two decimals"}
 _FIGURES: dict[str, Any] = {
     "type": "object",
     "properties": {
         "orders": {
             "type": "object",
-            "properties": {"count": {"type": "integer"}, "amount": _MONEY},
+            "properties": {"count": {"type": "integer"}, "amount": MONEY_SCHEMA},
         },
-        "collected": _MONEY,
+        "collected": MONEY_SCHEMA,
         "receivables": {
             "type": "object",
             "properties": {
-                "outstanding": _MONEY,
-                "overdue": _MONEY,
+                "outstanding": MONEY_SCHEMA,
+                "overdue": MONEY_SCHEMA,
                 "aging": {
                     "type": "object",
-                    "properties": {name: _MONEY for name in reports.AGING},
+                    "properties": {name: MONEY_SCHEMA for name in reports.AGING},
                 },
             },
         },
@@ -43,8 +44,8 @@ _FIGURES: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "count": {"type": "integer"},
-                "amount": _MONEY,
-                "weighted": _MONEY,
+                "amount": MONEY_SCHEMA,
+                "weighted": MONEY_SCHEMA,
             },
         },
         "win_rate": {
@@ -52,7 +53,7 @@ _FIGURES: dict[str, Any] = {
             "properties": {
                 "won": {"type": "integer"},
                 "lost": {"type": "integer"},
-                "won_amount": _MONEY,
+                "won_amount": MONEY_SCHEMA,
                 "rate": {"type": ["number", "null"]},
             },
         },
@@ -81,22 +82,13 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 
-def _invalid(form: Any) -> ApiError:
-    return ApiError(
-        422,
-        "validation_failed",
-        _("Some fields are not valid."),
-        {name: [str(message) for message in messages] for name, messages in form.errors.items()},
-    )
-
-
 def summary() -> Any:
     """The report's figures as JSON (?period=, since, until, bucket, unit)."""
     viewer = current_api_user()
     units = reports.visible_units(viewer)
     form = ReportFilterForm(formdata=request.args, meta={"csrf": False}, units=units)
     if not form.validate():
-        raise _invalid(form)
+        raise invalid(form.errors)
     today = local_today()
     report = reports.build_report(viewer, form.report_period(today), today, form.unit_id, units)
     return jsonify(
@@ -129,7 +121,7 @@ def export(dataset: str) -> Any:
         raise ApiError(404, "not_found", _("Unknown dataset: %(name)s", name=dataset))
     viewer = current_api_user()
     units = reports.visible_units(viewer)
-    people = reports.people_in_scope(viewer)
+    people = people_in_scope(viewer, limit=reports.MAX_PEOPLE)
     args = MultiDict(request.args)
     args["dataset"] = dataset
     args.setdefault("format", "csv")
@@ -137,7 +129,7 @@ def export(dataset: str) -> Any:
         args.setdefault("period", reports.DEFAULT_PERIOD)
     form = ExportForm(formdata=args, meta={"csrf": False}, units=units, people=people)
     if not form.validate():
-        raise _invalid(form)
+        raise invalid(form.errors)
     today = local_today()
     prepared = reports.prepare_export(
         viewer, dataset, form.format.data, form.filters(today), today, units

@@ -25,9 +25,9 @@ from flask_login import current_user
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.loops.service import local_today
+from portal.scoping import people_in_scope
 
 from . import reports
-from .money import format_money
 from .reports_forms import ExportForm, ReportFilterForm
 
 bp = Blueprint("sales_reports", __name__, template_folder="templates")
@@ -56,7 +56,6 @@ def index() -> Any:
             form=form,
             report=report,
             args=form.args() if report else {},
-            money=format_money,
             aging=reports.AGING,
             aging_labels=reports.AGING_LABELS,
             scope=current_user.scope_for("read"),
@@ -117,7 +116,7 @@ def export() -> Any:
     """Choose data, file type and filters (GET, prefilled from the report's filters),
     then download (POST): always in the viewer's scope, audited, capped."""
     units = reports.visible_units(current_user)
-    people = reports.people_in_scope(current_user)
+    people = people_in_scope(current_user, limit=reports.MAX_PEOPLE)
     today = local_today()
     if request.method == "GET":
         form = ExportForm(formdata=request.args, meta={"csrf": False}, units=units, people=people)

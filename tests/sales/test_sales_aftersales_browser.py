@@ -5,23 +5,17 @@ it and see the deadlines; Debian's chromium through Playwright against a live se
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.audit.recorder import acting_as
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
-
-TIMEOUT = 5000
-expect.set_options(timeout=TIMEOUT)
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
 
 
 def test_p3_5_2_log_and_answer_a_complaint_on_a_phone(
@@ -36,14 +30,8 @@ def test_p3_5_2_log_and_answer_a_complaint_on_a_phone(
         db.session.add(customer)
         db.session.commit()
         customer_id = customer.id
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_default_timeout(TIMEOUT)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(live_server.url + "/login")
-    page.locator("#username").fill("li")
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(live_server.url + "/")
+    log_in_page(page, live_server, "li")
 
     page.goto(live_server.url + "/sales/aftersales/new?q=Ningbo")
     page.get_by_role("link", name="Choose").click()
@@ -54,7 +42,7 @@ def test_p3_5_2_log_and_answer_a_complaint_on_a_phone(
     page.get_by_test_id("save-feedback").click()
     expect(page.get_by_test_id("feedback-title")).to_contain_text("Castings porous in batch 12")
     expect(page.get_by_test_id("feedback-deadlines")).to_contain_text("in 4 hours")
-    page.screenshot(path=str(SHOTS / "aftersales-detail-phone.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "aftersales-detail-phone.png"), full_page=True)
 
     page.locator("#respond-first_response").fill("Quality engineer on site tomorrow.")
     page.get_by_role("button", name="Save the response").click()
@@ -69,7 +57,7 @@ def test_p3_5_2_log_and_answer_a_complaint_on_a_phone(
 
     page.goto(live_server.url + "/sales/aftersales/")
     expect(page.get_by_test_id("feedback-cards")).to_contain_text("Castings porous")
-    page.screenshot(path=str(SHOTS / "aftersales-list-phone.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "aftersales-list-phone.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     # The refused close answered 422 (the browser logs that); nothing else went wrong,
     # no CSP violation in particular.

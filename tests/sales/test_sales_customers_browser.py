@@ -5,24 +5,18 @@ it on the timeline, adds a contact person inline (htmx) and claims from the pool
 from __future__ import annotations
 
 import re
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.audit.recorder import acting_as
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
-
-TIMEOUT = 5000
-expect.set_options(timeout=TIMEOUT)
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
 
 
 def seed(app: Any, org: dict[str, int]) -> tuple[int, int]:
@@ -55,35 +49,12 @@ def seed(app: Any, org: dict[str, int]) -> tuple[int, int]:
         return customer.id, pooled.id
 
 
-@pytest.fixture
-def phone(browser: Any) -> Any:
-    context = browser.new_context(
-        locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.console_errors = []  # type: ignore[attr-defined]
-    page.on(
-        "console",
-        lambda m: page.console_errors.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
-    )
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield page
-    context.close()
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
-
-
-def test_p3_1_3_log_a_visit_on_a_phone(live_server: Any, phone: Any, org: dict[str, int]) -> None:
+def test_p3_1_3_log_a_visit_on_a_phone(
+    live_server: Any, phone_page: Any, org: dict[str, int]
+) -> None:
     customer_id, pooled_id = seed(live_server.app, org)
-    page = phone
-    log_in(page, live_server, "li")
+    page = phone_page
+    log_in_page(page, live_server, "li")
     page.goto(live_server.url + "/sales/customers/")
     expect(page.get_by_test_id("customer-row")).to_have_count(1)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -101,7 +72,7 @@ def test_p3_1_3_log_a_visit_on_a_phone(live_server: Any, phone: Any, org: dict[s
         next_day = local_today() + timedelta(days=3)
     page.locator("#next_follow_up_on").fill(next_day.isoformat())
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    page.screenshot(path=SHOTS / "customers-log-visit-phone.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "customers-log-visit-phone.png", full_page=True)
     page.get_by_test_id("save-activity").click()
 
     expect(page).to_have_url(re.compile(rf"/sales/customers/{customer_id}(#activity-\d+)?$"))
@@ -117,7 +88,7 @@ def test_p3_1_3_log_a_visit_on_a_phone(live_server: Any, phone: Any, org: dict[s
     page.get_by_test_id("add-contact").click()
     expect(page.get_by_test_id("contact")).to_have_count(1)
     expect(page.get_by_test_id("primary-contact")).to_be_visible()
-    page.screenshot(path=SHOTS / "customers-detail-phone.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "customers-detail-phone.png", full_page=True)
 
     # The shared pool: claim a prospect.
     page.goto(live_server.url + "/sales/customers/pool")
@@ -132,10 +103,8 @@ def test_p3_1_2_list_and_pool_on_a_desktop(
     live_server: Any, page: Any, org: dict[str, int]
 ) -> None:
     customer_id, _pooled = seed(live_server.app, org)
-    page.set_default_timeout(TIMEOUT)
     page.set_viewport_size({"width": 1280, "height": 900})
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    log_in(page, live_server, "sup_east")
+    log_in_page(page, live_server, "sup_east")
     page.goto(live_server.url + "/sales/customers/")
     row = page.get_by_test_id("customer-row")
     expect(row).to_have_count(1)
@@ -144,10 +113,10 @@ def test_p3_1_2_list_and_pool_on_a_desktop(
     page.locator("#f-industry").select_option("retail")
     expect(page).to_have_url(re.compile(r"industry=retail"))
     expect(page.get_by_test_id("customer-row")).to_have_count(0)
-    page.screenshot(path=SHOTS / "customers-list-desktop.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "customers-list-desktop.png", full_page=True)
     page.goto(live_server.url + "/sales/customers/pool")
     expect(page.get_by_test_id("pool-prospect")).to_have_count(1)
-    page.screenshot(path=SHOTS / "customers-pool-desktop.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "customers-pool-desktop.png", full_page=True)
     page.goto(live_server.url + f"/sales/customers/{customer_id}")
-    page.screenshot(path=SHOTS / "customers-detail-desktop.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "customers-detail-desktop.png", full_page=True)
     assert page.console_errors == []

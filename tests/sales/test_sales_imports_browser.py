@@ -4,13 +4,12 @@ status page whose progress block polls itself with htmx until the import is done
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -18,15 +17,6 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.browser
 
 TIMEOUT = 8000
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
 
 
 def test_p3_1_2_import_page_uploads_and_the_progress_updates_itself(
@@ -37,7 +27,7 @@ def test_p3_1_2_import_page_uploads_and_the_progress_updates_itself(
     page.set_default_timeout(TIMEOUT)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    log_in(page, live_server, "li")
+    log_in_page(page, live_server, "li")
     page.goto(live_server.url + "/sales/imports/")
     csv_file = tmp_path / "客户.csv"
     csv_file.write_bytes("客户名称,电话\n上海浏览器测试有限公司,13800138111\n".encode("gbk"))
@@ -58,8 +48,7 @@ def test_p3_1_2_import_page_uploads_and_the_progress_updates_itself(
     bar_box, track_box = bar.bounding_box(), track.bounding_box()
     assert bar_box and track_box and abs(bar_box["width"] - track_box["width"]) < 2
     assert not [p for p in problems if "Content Security Policy" in p], problems
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "sales-import-done.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "sales-import-done.png"), full_page=True)
 
     # A file the import refuses comes back on the form with its message.
     page.goto(live_server.url + "/sales/imports/")

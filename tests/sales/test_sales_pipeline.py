@@ -651,10 +651,10 @@ def test_p3_2_the_detail_page_shows_progress_history_and_links_only_that_exist(
     assert body.count('data-testid="history-row"') == 2
     assert "Line 3 stops twice a week" in body
     with app.test_request_context():
-        from plugins.sales.pipeline_views import sales_pipeline_link
+        from plugins.sales.template_helpers import sales_link
 
-        assert sales_pipeline_link("sales_no_such.endpoint", opportunity_id=1) is None
-        assert sales_pipeline_link("sales_pipeline.board") == "/sales/pipeline/board"
+        assert sales_link("sales_no_such.endpoint", opportunity_id=1) is None
+        assert sales_link("sales_pipeline.board") == "/sales/pipeline/board"
     # The links to other parts appear only when their pages exist.
     with app.test_request_context():
         from flask import url_for

@@ -6,9 +6,7 @@ columns scroll sideways and the Move form works by touch."""
 from __future__ import annotations
 
 import re
-import tempfile
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,31 +16,12 @@ from plugins.sales.models import Customer, Opportunity
 from portal.audit.recorder import acting_as
 from portal.auth.models import User
 from portal.extensions import db
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
-
-TIMEOUT = 5000
-expect.set_options(timeout=TIMEOUT)
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
-
-
-@pytest.fixture
-def page(page: Any) -> Any:
-    page.set_default_timeout(TIMEOUT)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return page
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
 
 
 def seed(app: Any, org: dict[str, int]) -> dict[str, int]:
@@ -88,7 +67,7 @@ def test_p3_2_kanban_moves_a_card_by_button_and_by_drag_and_asks_for_missing_fie
     page.set_viewport_size({"width": 1920, "height": 1000})  # every column in view
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 500 else None)
-    log_in(page, live_server, "li")
+    log_in_page(page, live_server, "li")
     page.get_by_test_id("main-nav").get_by_role("link", name="Pipeline").click()
     expect(page.locator("main h1")).to_have_text("Pipeline")
     expect(column(page, "lead").get_by_test_id("card")).to_have_count(2)
@@ -130,7 +109,7 @@ def test_p3_2_kanban_moves_a_card_by_button_and_by_drag_and_asks_for_missing_fie
     expect(panel).to_contain_text("Enter an expected amount above zero")
     expect(column(page, "lead")).to_contain_text("Spare parts")  # still where it was
     assert stage_of(live_server.app, ids["bare"]) == "lead"
-    page.screenshot(path=SHOTS / "pipeline-missing-fields.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "pipeline-missing-fields.png", full_page=True)
     expect(panel.get_by_label("Needs analysis")).to_be_focused()
     panel.get_by_label("Needs analysis").fill("Needs spares for two lines.")
     panel.get_by_label("Proposed solution").fill("A yearly spare-parts kit.")
@@ -159,7 +138,7 @@ def test_p3_2_kanban_moves_a_card_by_button_and_by_drag_and_asks_for_missing_fie
     panel.get_by_test_id("missing-submit").click()
     expect(column(page, "lost")).to_contain_text("Spare parts")
     assert stage_of(live_server.app, ids["bare"]) == "lost"
-    page.screenshot(path=SHOTS / "pipeline-board.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "pipeline-board.png", full_page=True)
     # The three 422 answers are logged by the browser as failed loads; nothing else is.
     expected_422 = "status of 422"
     assert [e for e in page.console_errors if expected_422 not in e] == []
@@ -167,36 +146,27 @@ def test_p3_2_kanban_moves_a_card_by_button_and_by_drag_and_asks_for_missing_fie
 
 
 def test_p3_2_kanban_on_a_phone_scrolls_sideways_and_moves_by_touch(
-    live_server: Any, browser: Any, org: dict[str, int]
+    live_server: Any, phone_page: Any, org: dict[str, int]
 ) -> None:
     ids = seed(live_server.app, org)
-    context = browser.new_context(
-        locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    page = phone_page
+    log_in_page(page, live_server, "li")
+    page.goto(live_server.url + "/sales/pipeline/board")
+    expect(page.get_by_test_id("board-columns")).to_be_visible()
+    # The page is no wider than the screen; the board scrolls inside itself.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert page.evaluate(
+        "(() => { const b = document.querySelector('[data-testid=board-columns]');"
+        " return b.scrollWidth > b.clientWidth; })()"
     )
-    try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        log_in(page, live_server, "li")
-        page.goto(live_server.url + "/sales/pipeline/board")
-        expect(page.get_by_test_id("board-columns")).to_be_visible()
-        # The page is no wider than the screen; the board scrolls inside itself.
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        assert page.evaluate(
-            "(() => { const b = document.querySelector('[data-testid=board-columns]');"
-            " return b.scrollWidth > b.clientWidth; })()"
-        )
-        full = card(page, "Line 3 monitoring")
-        full.get_by_test_id("card-move-toggle").tap()
-        full.get_by_test_id("card-move-stage").select_option("qualified")
-        full.get_by_test_id("card-move-button").tap()
-        expect(column(page, "qualified")).to_contain_text("Line 3 monitoring")
-        assert stage_of(live_server.app, ids["full"]) == "qualified"
-        page.screenshot(path=SHOTS / "pipeline-board-phone.png", full_page=True)
-        assert errors == []
-    finally:
-        context.close()
+    full = card(page, "Line 3 monitoring")
+    full.get_by_test_id("card-move-toggle").tap()
+    full.get_by_test_id("card-move-stage").select_option("qualified")
+    full.get_by_test_id("card-move-button").tap()
+    expect(column(page, "qualified")).to_contain_text("Line 3 monitoring")
+    assert stage_of(live_server.app, ids["full"]) == "qualified"
+    page.screenshot(path=SCREENSHOTS / "pipeline-board-phone.png", full_page=True)
+    assert page.console_errors == []
 
 
 def test_p3_2_funnel_page_chart_loads_under_the_csp(
@@ -205,7 +175,7 @@ def test_p3_2_funnel_page_chart_loads_under_the_csp(
     seed(live_server.app, org)
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    log_in(page, live_server, "sup_east")
+    log_in_page(page, live_server, "sup_east")
     page.goto(live_server.url + "/sales/pipeline/board")
     expect(page.get_by_test_id("card-owner").first).to_have_text("Li")
     page.get_by_test_id("funnel-link").click()
@@ -220,6 +190,6 @@ def test_p3_2_funnel_page_chart_loads_under_the_csp(
     expect(page).to_have_url(re.compile(r"group=team"))
     expect(page.get_by_test_id("funnel-group-label").first).to_have_text("East")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=SHOTS / "pipeline-funnel.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "pipeline-funnel.png", full_page=True)
     assert page.console_errors == []
     assert failed == []

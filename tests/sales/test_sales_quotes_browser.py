@@ -6,8 +6,6 @@ the printable quotation."""
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,31 +14,12 @@ import sqlalchemy as sa
 from plugins.sales.models import Customer, Opportunity, Product, Quotation
 from portal.audit.recorder import acting_as
 from portal.extensions import db
-from portal.testing import DEMO_TEST_PASSWORD
+from portal.testing import SCREENSHOTS, log_in_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
-
-TIMEOUT = 5000
-expect.set_options(timeout=TIMEOUT)
-SHOTS = Path(tempfile.gettempdir()) / "salesloop-screenshots"
-
-
-@pytest.fixture
-def page(page: Any) -> Any:
-    page.set_default_timeout(TIMEOUT)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return page
-
-
-def log_in(page: Any, server: Any, username: str) -> None:
-    page.goto(server.url + "/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in|登录")).click()
-    expect(page).to_have_url(server.url + "/")
 
 
 def seed(app: Any, org: dict[str, int]) -> dict[str, int]:
@@ -71,7 +50,7 @@ def test_p3_3_build_a_quote_with_htmx_lines_submit_it_and_print_it(
     ids = seed(live_server.app, org)
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    log_in(page, live_server, "li")
+    log_in_page(page, live_server, "li")
     page.goto(f"{live_server.url}/sales/quotes/new?opportunity_id={ids['opportunity']}")
     rows = page.get_by_test_id("quote-line-row")
     expect(rows).to_have_count(3)
@@ -99,7 +78,7 @@ def test_p3_3_build_a_quote_with_htmx_lines_submit_it_and_print_it(
     rows.nth(4).get_by_test_id("line-remove").click()
     expect(rows).to_have_count(4)
     assert page.evaluate("window.__stayed") is True
-    page.screenshot(path=SHOTS / "quote-form.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "quote-form.png", full_page=True)
 
     page.get_by_test_id("save-quote").click()
     expect(page).to_have_url(re.compile(r"/sales/quotes/\d+$"))
@@ -110,7 +89,7 @@ def test_p3_3_build_a_quote_with_htmx_lines_submit_it_and_print_it(
     page.get_by_test_id("submit-quote").click()
     expect(page.get_by_test_id("quote-status").first).to_have_attribute("data-status", "approved")
     expect(page.get_by_test_id("approval-link")).to_be_visible()
-    page.screenshot(path=SHOTS / "quote-detail.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "quote-detail.png", full_page=True)
     with live_server.app.app_context():
         quote = db.session.scalars(sa.select(Quotation)).one()
         assert (quote.status, len(quote.lines)) == ("approved", 2)
@@ -127,7 +106,7 @@ def test_p3_3_build_a_quote_with_htmx_lines_submit_it_and_print_it(
     sheet.emulate_media(media="print")
     expect(sheet.get_by_test_id("print-toolbar")).to_be_hidden()
     sheet.emulate_media(media="screen")
-    sheet.screenshot(path=SHOTS / "quote-print-zh.png", full_page=True)
+    sheet.screenshot(path=SCREENSHOTS / "quote-print-zh.png", full_page=True)
     page.goto(f"{live_server.url}/sales/quotes/{quote_id}/print?lang=en")
     expect(page.locator("h1")).to_have_text("Quotation")
     expect(page.get_by_test_id("print-total")).to_have_text("¥ 21,200.00")
