@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -248,34 +249,50 @@ def run(label: str, database_url: str, instance: Path, requests: int) -> None:
             measure(app, manager, "/work/metrics/chart/trend.svg", requests),
         ),
     ]
-    print(f"   {'page':<38} {'median':>9} {'p95':>9} {'x empty':>8} {'SQL':>4}")
-    for name, figures in cases:
-        ratio = figures["median"] / empty["median"]
-        print(
-            f"   {name:<38} {figures['median']:>7.1f}ms {figures['p95']:>7.1f}ms "
-            f"{ratio:>7.2f}x {figures['statements']:>4}"
-        )
+    report([(name, figures, empty["median"]) for name, figures in cases])
     with app.app_context():
         from portal.extensions import db
 
         db.engine.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20 requests per page")
-    parser.add_argument("--requests", type=int, help="requests per page (default 50)")
+def report(cases: Sequence[tuple[str, dict[str, float], float | None]], width: int = 38) -> None:
+    """One line per page: median, p95, the ratio to its baseline's median measured in the
+    same run (when it has one) and the SQL statements of one request."""
+    print(f"   {'page':<{width}} {'median':>9} {'p95':>9} {'x empty':>8} {'SQL':>4}")
+    for name, figures, baseline in cases:
+        ratio = f"{figures['median'] / baseline:>7.2f}x" if baseline else ""
+        print(
+            f"   {name:<{width}} {figures['median']:>7.1f}ms {figures['p95']:>7.1f}ms "
+            f"{ratio:>8} {figures['statements']:>4}"
+        )
+
+
+def bench_main(
+    doc: str, run_one: Callable[..., None], requests: tuple[int, int], name: str
+) -> None:
+    """The command line every page benchmark shares: ``--quick``, ``--requests N`` and
+    ``--postgres URL`` (emptied first), run on SQLite then PostgreSQL. ``requests`` is
+    (default, quick)."""
+    default, quick = requests
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick} requests per page")
+    parser.add_argument("--requests", type=int, help=f"requests per page (default {default})")
     parser.add_argument("--postgres", metavar="URL", help="also run on this (emptied) database")
     args = parser.parse_args()
-    requests = args.requests or (20 if args.quick else 50)
+    count = args.requests or (quick if args.quick else default)
     logging.disable(logging.WARNING)
-    print(f"python {platform.python_version()}, sqlalchemy {sa.__version__}, {requests} requests")
-    with tempfile.TemporaryDirectory(prefix="salesloop-inbox-") as workdir:
+    print(f"python {platform.python_version()}, sqlalchemy {sa.__version__}, {count} requests")
+    with tempfile.TemporaryDirectory(prefix=f"salesloop-{name}-") as workdir:
         folder = Path(workdir)
-        run("SQLite (file, WAL)", f"sqlite:///{folder}/bench.db", folder, requests)
+        run_one("SQLite (file, WAL)", f"sqlite:///{folder}/bench.db", folder, count)
         if args.postgres:
             reset_postgres(args.postgres)
-            run("PostgreSQL", args.postgres, folder, requests)
+            run_one("PostgreSQL", args.postgres, folder, count)
+
+
+def main() -> None:
+    bench_main(__doc__, run, (50, 20), "inbox")
 
 
 if __name__ == "__main__":

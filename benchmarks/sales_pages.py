@@ -25,13 +25,9 @@ is EMPTIED first (its ``public`` schema is dropped), so give it one of its own.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import platform
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,10 +41,11 @@ os.environ.setdefault("PORTAL_QUIET_MIGRATIONS", "1")
 
 from benchmarks.inbox import (  # noqa: E402
     PASSWORD,
+    bench_main,
     build_app,
     logged_in,
     measure,
-    reset_postgres,
+    report,
 )
 
 CUSTOMERS = 50_000
@@ -274,13 +271,13 @@ def run(label: str, database_url: str, instance: Path, requests: int) -> None:
         ),
         ("customer page + 400 activities", measure(app, busy, customer, requests), ""),
     ]
-    print(f"   {'page':<40} {'median':>9} {'p95':>9} {'x empty':>8} {'SQL':>4}")
-    for name, figures, baseline in cases:
-        ratio = f"{figures['median'] / baselines[baseline]['median']:>7.2f}x" if baseline else ""
-        print(
-            f"   {name:<40} {figures['median']:>7.1f}ms {figures['p95']:>7.1f}ms "
-            f"{ratio:>8} {figures['statements']:>4}"
-        )
+    report(
+        [
+            (name, figures, baselines[baseline]["median"] if baseline else None)
+            for name, figures, baseline in cases
+        ],
+        width=40,
+    )
     with app.app_context():
         from portal.extensions import db
 
@@ -288,20 +285,7 @@ def run(label: str, database_url: str, instance: Path, requests: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 requests per page")
-    parser.add_argument("--requests", type=int, help="requests per page (default 30)")
-    parser.add_argument("--postgres", metavar="URL", help="also run on this (emptied) database")
-    args = parser.parse_args()
-    requests = args.requests or (10 if args.quick else 30)
-    logging.disable(logging.WARNING)
-    print(f"python {platform.python_version()}, sqlalchemy {sa.__version__}, {requests} requests")
-    with tempfile.TemporaryDirectory(prefix="salesloop-sales-") as workdir:
-        folder = Path(workdir)
-        run("SQLite (file, WAL)", f"sqlite:///{folder}/bench.db", folder, requests)
-        if args.postgres:
-            reset_postgres(args.postgres)
-            run("PostgreSQL", args.postgres, folder, requests)
+    bench_main(__doc__, run, (30, 10), "sales")
 
 
 if __name__ == "__main__":
