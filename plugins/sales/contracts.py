@@ -37,6 +37,7 @@ from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.models import OPEN_STATUSES, ApprovalRequest, LoopItem
 from portal.loops.notifications import notify, portal_path
 from portal.models import utcnow
+from portal.money import MAX_AMOUNT_CENTS, format_money, yuan
 from portal.org.services import ValidationFailed
 from portal.rules.engine import RuleInputError
 from portal.rules.service import UnknownRuleset, rules
@@ -54,7 +55,6 @@ from .models import (
     PaymentInstalment,
     Quotation,
 )
-from .money import MAX_AMOUNT_CENTS, format_money, yuan
 from .vocabulary import LABELS, label, rule_text
 
 SUBJECT_TABLE = "sales_contract"

@@ -31,12 +31,12 @@ from portal.api import (
 from portal.extensions import db
 from portal.listing import paginate
 from portal.loops import service as loops
+from portal.money import MONEY_SCHEMA, yuan
 from portal.plugins import ApiRoute
 
 from . import contracts as service
 from .contracts_forms import ContractForm, PaymentForm, SignForm
 from .models import MILESTONE_KINDS, Contract
-from .money import MONEY_SCHEMA, yuan
 
 CONTRACT_SCHEMA: dict[str, Any] = {
     "type": "object",

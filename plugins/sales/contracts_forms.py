@@ -24,6 +24,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from portal.money import MAX_AMOUNT_CENTS, format_money, to_cents, yuan
 from portal.org.forms import _optional_int
 
 from .contracts import (
@@ -36,7 +37,6 @@ from .contracts import (
     checklist_items,
 )
 from .models import MILESTONE_KINDS
-from .money import MAX_AMOUNT_CENTS, format_money, to_cents, yuan
 from .vocabulary import LABELS, label
 
 

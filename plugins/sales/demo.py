@@ -42,6 +42,7 @@ from portal.loops import service as loops
 from portal.loops.models import ApprovalRequest, LoopItem, Notification
 from portal.loops.notifications import notify, portal_path
 from portal.models import utcnow
+from portal.money import yuan
 from portal.org.services import supervisor_of
 
 from .models import (
@@ -55,7 +56,6 @@ from .models import (
     Product,
     Quotation,
 )
-from .money import yuan
 
 log = logging.getLogger("plugins.sales.demo")
 

@@ -2,7 +2,7 @@
 
 Money is stored as whole fen (``*_cents`` integer columns, 1 yuan = 100) so sums are
 exact on SQLite and PostgreSQL alike; percentages as basis points (``*_bp``, 1 % = 100).
-``plugins/sales/money.py`` converts both. Every business record is scoped through
+``portal/money.py`` converts both. Every business record is scoped through
 ``portal.scoping``: customers, opportunities, quotations, contracts, feedback and market
 notes by their own ``owner_id``; activities, contact persons and lines through their
 parent (see ``services.py``). A prospect in the shared pool has no owner.

@@ -33,13 +33,13 @@ from portal.extensions import db
 from portal.listing import like_pattern
 from portal.loops.service import MAX_DUE_DAYS, local_midnight, local_today
 from portal.models import utcnow
+from portal.money import MAX_AMOUNT_CENTS, to_cents
 from portal.org.models import OrgUnit
 from portal.org.services import ValidationFailed
 from portal.scoping import can_reach, get_scoped_or_404, led_unit_paths, scoped
 
 from .common import Stage, stage_by_code, stages
 from .models import Customer, Opportunity, Quotation, StageChange
-from .money import MAX_AMOUNT_CENTS, to_cents
 from .vocabulary import LABELS, label
 
 # Board: won and lost deals stay visible this long after closing; a column shows at

@@ -31,13 +31,13 @@ from portal.api import (
 from portal.extensions import db
 from portal.listing import id_arg, paginate
 from portal.loops.service import local_today
+from portal.money import yuan
 from portal.plugins import ApiRoute
 from portal.scoping import people_in_scope, scoped
 
 from . import pipeline
 from .common import get_customer_or_404
 from .models import OPPORTUNITY_STATUSES, Opportunity
-from .money import yuan
 from .pipeline_forms import MoveValuesApiForm, OpportunityCreateApiForm, OpportunityPatchApiForm
 
 OPPORTUNITY_SCHEMA: dict[str, Any] = {

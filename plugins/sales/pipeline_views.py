@@ -33,6 +33,7 @@ from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import id_arg, page_args, paginate
 from portal.loops.service import local_today
+from portal.money import yuan
 from portal.org.services import ValidationFailed
 from portal.scoping import people_in_scope, scoped
 from portal.web import is_htmx_request, refuse, vary_on_htmx
@@ -40,7 +41,6 @@ from portal.web import is_htmx_request, refuse, vary_on_htmx
 from . import pipeline
 from .common import get_customer_or_404
 from .models import OPPORTUNITY_STATUSES, Opportunity
-from .money import yuan
 from .pipeline_forms import MoveForm, OpportunityForm
 from .template_helpers import sales_link, sales_may_edit
 

@@ -8,7 +8,7 @@ functions never commit (the caller does, once) and raise
 ``portal.loops.errors.StateConflict`` (409) for a quotation that is not in a state for
 the change.
 
-Money is whole fen, percentages basis points (``money.py``). Totals are computed here
+Money is whole fen, percentages basis points (``portal/money.py``). Totals are computed here
 and only here: the list total (list prices), the total after the line discounts, the
 overall discount (1 - total / list total) and the gross margin ((total - cost) / total).
 Who must approve a discount is decided by ``rules/discount_approval.yaml`` through the
@@ -33,6 +33,7 @@ from portal.extensions import db
 from portal.listing import MAX_ID, like_pattern
 from portal.loops.errors import StateConflict
 from portal.models import utcnow
+from portal.money import MAX_AMOUNT_CENTS, format_money, percent, to_basis_points, to_cents, yuan
 from portal.org.services import ValidationFailed
 from portal.scoping import get_scoped_or_404, scoped
 
@@ -46,7 +47,6 @@ from .models import (
     Quotation,
     QuoteLine,
 )
-from .money import MAX_AMOUNT_CENTS, format_money, percent, to_basis_points, to_cents, yuan
 from .vocabulary import rule_text
 
 APPROVAL_KIND = "sales.discount"

@@ -27,11 +27,11 @@ from portal.api import (
 )
 from portal.extensions import db
 from portal.listing import paginate
+from portal.money import MONEY_SCHEMA, PERCENT_SCHEMA, percent, yuan
 from portal.plugins import ApiRoute
 
 from . import quotes as service
 from .models import QUOTE_STATUSES, Product, Quotation, QuoteLine
-from .money import MONEY_SCHEMA, PERCENT_SCHEMA, percent, yuan
 from .quotes_forms import AnswerForm, QuoteCreateApiForm, QuotePatchApiForm
 
 HEADER_FIELDS = (

@@ -36,13 +36,13 @@ from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import paginate
 from portal.loops.errors import StateConflict
+from portal.money import yuan
 from portal.org.services import ValidationFailed
 from portal.scoping import people_in_scope
 from portal.web import is_htmx_request, vary_on_htmx
 
 from . import quotes as service
 from .models import QUOTE_STATUSES, ContactPerson, Customer, Opportunity, Product, Quotation
-from .money import yuan
 from .quotes_forms import (
     BLANK_ROWS,
     ActionForm,

@@ -50,11 +50,11 @@ from portal.extensions import db
 from portal.loops import charts, metrics
 from portal.loops.service import local_midnight, local_today, portal_zone
 from portal.models import as_utc, utcnow
+from portal.money import format_money, yuan
 from portal.org.models import OrgUnit
 from portal.scoping import scoped
 
 from .models import Contract, Customer, Opportunity, PaymentInstalment
-from .money import format_money, yuan
 from .vocabulary import label
 
 # Contracts that count as orders and whose unpaid instalments are receivables.

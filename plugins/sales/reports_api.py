@@ -13,11 +13,11 @@ from werkzeug.datastructures import MultiDict
 from portal.api import ApiError, current_api_user, invalid
 from portal.extensions import db
 from portal.loops.service import local_today
+from portal.money import MONEY_SCHEMA
 from portal.plugins import ApiRoute
 from portal.scoping import people_in_scope
 
 from . import reports
-from .money import MONEY_SCHEMA
 from .reports_forms import ExportForm, ReportFilterForm
 from .reports_views import export_response
 

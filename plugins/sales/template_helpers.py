@@ -11,8 +11,9 @@ from flask import Blueprint, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
+from portal.money import format_money, percent
+
 from .common import may_edit
-from .money import format_money, percent
 from .vocabulary import label
 
 bp = Blueprint("sales_templates", __name__)

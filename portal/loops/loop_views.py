@@ -21,7 +21,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     url_for,
 )
 from flask_babel import gettext as _
@@ -29,7 +28,8 @@ from flask_login import current_user
 
 from ..auth.models import User
 from ..extensions import db
-from ..listing import paginate
+from ..files import send_stored
+from ..listing import MAX_ID, paginate
 from ..models import as_utc, utcnow
 from ..org.services import ValidationFailed
 from ..scoping import people_in_scope
@@ -322,16 +322,7 @@ def attachment(loop_id: int, attachment_id: int) -> Any:
 
 def send_attachment(item: LoopItem, attachment_id: int) -> Any:
     """The stored file of one of the item's attachments, as a download (pages, API)."""
-    row = db.session.get(LoopAttachment, attachment_id) if 0 < attachment_id < 2**62 else None
+    row = db.session.get(LoopAttachment, attachment_id) if 0 < attachment_id <= MAX_ID else None
     if row is None or row.loop_id != item.id:
         abort(404)
-    if not service.attachment_path(row).is_file():
-        abort(404)
-    return send_from_directory(
-        service.upload_dir(),
-        row.stored_name,
-        mimetype=row.content_type,
-        as_attachment=True,
-        download_name=row.filename,
-        max_age=0,
-    )
+    return send_stored(service.ATTACHMENT_AREA, row.stored_name, row.content_type, row.filename)

@@ -18,10 +18,8 @@ goes up the line and who is told).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -42,6 +40,7 @@ from ..auth.models import User
 from ..database import keyset_batches
 from ..events import emit
 from ..extensions import db
+from ..files import DEFAULT_MAX_BYTES, DEFAULT_TYPES, store_uploads, upload_folder
 from ..listing import id_arg, like_pattern
 from ..models import as_utc, utcnow
 from ..org.models import OrgUnit
@@ -129,39 +128,9 @@ SUBJECT_TABLE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DUE_WINDOWS = ("overdue", "today", "week", "later")
 
 # Closure evidence files: the defaults, each overridable in the configuration.
-DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_ATTACHMENT_MAX_BYTES = DEFAULT_MAX_BYTES
 DEFAULT_ATTACHMENT_MAX_FILES = 5
-# Accepted files by extension; the content must also look like that type (see _SIGNATURES).
-DEFAULT_ATTACHMENT_TYPES = {
-    ".pdf": "application/pdf",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".txt": "text/plain",
-    ".csv": "text/csv",
-    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ".doc": "application/msword",
-    ".xls": "application/vnd.ms-excel",
-}
-_ZIP = (b"PK\x03\x04",)
-_OLE = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)
-_SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": _ZIP,
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": _ZIP,
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": _ZIP,
-    "application/msword": _OLE,
-    "application/vnd.ms-excel": _OLE,
-}
-_CHUNK = 64 * 1024
-_NEW_FILES = "portal_loop_new_files"
+DEFAULT_ATTACHMENT_TYPES = DEFAULT_TYPES
 
 
 # -- reading and scope ---------------------------------------------------------
@@ -895,10 +864,12 @@ def act(
 
 # -- attachments -------------------------------------------------------------------
 
+ATTACHMENT_AREA = "loops"
+
 
 def upload_dir() -> Path:
     """Where evidence files are kept: ``instance/uploads/loops`` (outside static/)."""
-    return Path(current_app.instance_path) / "uploads" / "loops"
+    return upload_folder(ATTACHMENT_AREA)
 
 
 def attachment_path(attachment: LoopAttachment) -> Path:
@@ -906,125 +877,31 @@ def attachment_path(attachment: LoopAttachment) -> Path:
     return upload_dir() / attachment.stored_name
 
 
-def _allowed_types() -> dict[str, str]:
-    return dict(current_app.config.get("LOOP_ATTACHMENT_TYPES") or DEFAULT_ATTACHMENT_TYPES)
-
-
-def _looks_like(content_type: str, head: bytes) -> bool:
-    """The first bytes match the type the extension claims (a renamed .exe is refused)."""
-    if content_type == "image/webp":
-        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    if content_type.startswith("text/"):
-        return b"\x00" not in head
-    signatures = _SIGNATURES.get(content_type)
-    return signatures is None or any(head.startswith(s) for s in signatures)
-
-
-def _display_name(filename: str) -> str:
-    name = Path(filename.replace("\\", "/")).name
-    name = "".join(char for char in name if ord(char) >= 32 and char not in '"<>')
-    return name.strip()[:255] or "file"
-
-
-def _forget_files_on_rollback() -> None:
-    """A file written for a transaction that does not commit is deleted again, so a
-    refused or conflicting close leaves nothing behind: a rollback, and a session closed
-    without committing (an unexpected error ends the request). Installed once per
-    session class."""
-    from ..database import session_class
-
-    cls = session_class()
-    if sa.event.contains(cls, "after_transaction_end", _drop_new_files):
-        return
-    sa.event.listen(cls, "after_commit", _keep_new_files)
-    sa.event.listen(cls, "after_transaction_end", _drop_new_files)
-
-
-def _drop_new_files(session: Any, transaction: Any) -> None:
-    # after_commit has already taken the list of a committed transaction; whatever is
-    # left when the outermost transaction ends was not committed.
-    if transaction.parent is not None:
-        return
-    for path in session.info.pop(_NEW_FILES, []):
-        Path(path).unlink(missing_ok=True)
-
-
-def _keep_new_files(session: Any) -> None:
-    session.info.pop(_NEW_FILES, None)
-
-
 def _store_files(
     item: LoopItem, actor: User, uploads: Sequence[Any], now: datetime
 ) -> list[LoopAttachment]:
-    """Check and store every upload, or none: a refused file removes the ones written."""
-    if not uploads:
-        return []
-    _forget_files_on_rollback()
-    allowed = _allowed_types()
-    limit = int(current_app.config.get("LOOP_ATTACHMENT_MAX_BYTES", DEFAULT_ATTACHMENT_MAX_BYTES))
-    folder = upload_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    attachments: list[LoopAttachment] = []
-    problems: list[str] = []
-    try:
-        for upload in uploads:
-            name = _display_name(upload.filename)
-            content_type = allowed.get(Path(name).suffix.lower())
-            if content_type is None:
-                problems.append(
-                    _(
-                        "%(name)s: this kind of file is not accepted (%(kinds)s).",
-                        name=name,
-                        kinds=", ".join(sorted(allowed)),
-                    )
-                )
-                continue
-            stored_name = secrets.token_hex(20)
-            target = folder / stored_name
-            digest, size, head = hashlib.sha256(), 0, b""
-            stream = getattr(upload, "stream", upload)
-            with target.open("xb") as out:
-                written.append(target)
-                while chunk := stream.read(_CHUNK):
-                    if len(head) < 16:
-                        head += chunk[: 16 - len(head)]
-                    size += len(chunk)
-                    if size > limit:
-                        break
-                    digest.update(chunk)
-                    out.write(chunk)
-            if size > limit:
-                problems.append(
-                    _("%(name)s is larger than %(size)s MB.", name=name, size=limit // 1048576 or 1)
-                )
-            elif size == 0:
-                problems.append(_("%(name)s is empty.", name=name))
-            elif not _looks_like(content_type, head):
-                problems.append(_("%(name)s does not contain what its name says.", name=name))
-            else:
-                attachments.append(
-                    LoopAttachment(
-                        loop_id=item.id,
-                        filename=name,
-                        stored_name=stored_name,
-                        content_type=content_type,
-                        size=size,
-                        sha256=digest.hexdigest(),
-                        uploaded_by_id=actor.id,
-                        uploaded_at=now,
-                    )
-                )
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    if problems:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise ValidationFailed({"files": problems})
-    db.session.info.setdefault(_NEW_FILES, []).extend(str(path) for path in written)
-    return attachments
+    """Check and store every upload, or none (``portal.files``), as the item's evidence."""
+    stored = store_uploads(
+        uploads,
+        ATTACHMENT_AREA,
+        types=current_app.config.get("LOOP_ATTACHMENT_TYPES") or DEFAULT_ATTACHMENT_TYPES,
+        max_bytes=int(
+            current_app.config.get("LOOP_ATTACHMENT_MAX_BYTES", DEFAULT_ATTACHMENT_MAX_BYTES)
+        ),
+    )
+    return [
+        LoopAttachment(
+            loop_id=item.id,
+            filename=file.filename,
+            stored_name=file.stored_name,
+            content_type=file.content_type,
+            size=file.size,
+            sha256=file.sha256,
+            uploaded_by_id=actor.id,
+            uploaded_at=now,
+        )
+        for file in stored
+    ]
 
 
 # -- the sweeps --------------------------------------------------------------------------

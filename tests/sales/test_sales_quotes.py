@@ -1058,7 +1058,7 @@ def test_p3_3_a_request_decided_at_once_after_a_withdrawal_decides_the_quotation
 def test_p3_3_huge_numbers_and_ids_are_refused_per_field_not_a_server_error(
     app: Any, deals: Any, login: Any, api_token: Any
 ) -> None:
-    from plugins.sales.money import to_basis_points, to_cents
+    from portal.money import to_basis_points, to_cents
 
     for text in ("1e30", "1e309"):
         with pytest.raises(ValueError):

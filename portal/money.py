@@ -1,4 +1,4 @@
-"""Money and percentages as the sales tables store them: whole fen and basis points.
+"""Money and percentages as the tables store them: whole fen and basis points.
 
 Forms and the API speak yuan ("1234.50") and percent ("12.5"); the tables keep integers
 so sums are exact on every database. Rule files get ``Decimal`` values.
