@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("daily_attendance", __name__, url_prefix="/daily/attendance", template_folder="templates")
+bp = Blueprint(
+    "daily_attendance", __name__, url_prefix="/daily/attendance", template_folder="templates"
+)

@@ -4,4 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("daily_expense_reports", __name__, url_prefix="/daily/expense-reports", template_folder="templates")
+bp = Blueprint(
+    "daily_expense_reports",
+    __name__,
+    url_prefix="/daily/expense-reports",
+    template_folder="templates",
+)

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("daily_expenses", __name__, url_prefix="/daily/expenses", template_folder="templates")
+bp = Blueprint(
+    "daily_expenses", __name__, url_prefix="/daily/expenses", template_folder="templates"
+)

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("daily_meetings", __name__, url_prefix="/daily/meetings", template_folder="templates")
+bp = Blueprint(
+    "daily_meetings", __name__, url_prefix="/daily/meetings", template_folder="templates"
+)
