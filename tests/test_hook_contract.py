@@ -1201,3 +1201,82 @@ def test_hook_approval_kinds(make_app: Any, make_person: Any) -> None:
         )
         with pytest.raises(ValidationFailed):
             submit("apk.discunt", "typo", requester, facts)
+
+
+def test_hook_link_targets(make_app: Any, make_person: Any, login: Callable[..., Any]) -> None:
+    from flask_login import current_user
+
+    from portal.links import describe_links, link_targets, link_url, search_links
+    from portal.plugins import LinkTarget
+
+    records_by_id = {1: ("Donghai", "owner"), 2: ("Xinhua", "other"), 3: ("Dongfang", "owner")}
+
+    def readable() -> dict[int, str]:
+        mine = current_user.username
+        return {i: name for i, (name, who) in records_by_id.items() if who == mine}
+
+    def search(text: str, limit: int) -> list[tuple[int, str]]:
+        return [(i, n) for i, n in readable().items() if text.lower() in n.lower()][:limit]
+
+    def describe(ids: Any) -> dict[int, str]:
+        return {i: n for i, n in readable().items() if i in ids}
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    bp = Blueprint("lnk", __name__)
+    bp.add_url_rule("/<int:thing_id>", "thing", lambda thing_id: f"thing {thing_id}")
+    good = LinkTarget("lnk.thing", "Thing", search, describe, "lnk.thing", id_arg="thing_id")
+    app = make_app(
+        plugins=[
+            (
+                "lnk",
+                make_plugin(
+                    "lnk",
+                    portal_blueprints=lambda: [bp],
+                    portal_link_targets=lambda: [
+                        good,
+                        LinkTarget("lnk.broken", "Broken", broken, broken, "lnk.thing"),
+                    ],
+                ),
+            ),
+            (
+                "lnkns",
+                make_plugin(
+                    "lnkns",
+                    portal_link_targets=lambda: [
+                        LinkTarget("lnk.other", "X", search, describe, "lnk.thing")
+                    ],
+                ),
+            ),
+            (
+                "lnkcall",
+                make_plugin(
+                    "lnkcall",
+                    portal_link_targets=lambda: [
+                        LinkTarget("lnkcall.x", "X", "no", describe, "lnk.thing")  # type: ignore[arg-type]
+                    ],
+                ),
+            ),
+        ]
+    )
+    assert state(app).link_targets["lnk.thing"] is good
+    assert "must start with 'lnkns.'" in error_of(app, "lnkns")
+    assert "must be callable" in error_of(app, "lnkcall")
+    make_person("owner")
+    from flask import g
+
+    from portal.auth.models import User
+
+    with app.test_request_context("/"):
+        # The request's user, as flask-login keeps it after loading the session.
+        g._login_user = db.session.scalars(sa.select(User).where(User.username == "owner")).one()
+        assert set(link_targets()) >= {"lnk.thing", "lnk.broken"}
+        assert search_links("lnk.thing", "dong") == [(1, "Donghai"), (3, "Dongfang")]
+        assert search_links("lnk.thing", "dong", limit=1) == [(1, "Donghai")]
+        # Another person's record is never described: the reader sees no link to it.
+        assert describe_links("lnk.thing", [1, 2]) == {1: "Donghai"}
+        assert link_url("lnk.thing", 3) == "/lnk/3"
+        assert search_links("lnk.unknown", "x") == [] and link_url("lnk.unknown", 1) is None
+        # A target that fails gives nothing instead of breaking the page linking to it.
+        assert search_links("lnk.broken", "x") == [] and describe_links("lnk.broken", [1]) == {}

@@ -159,6 +159,8 @@ def portal_notification_kinds() -> list[NotificationKind]:
         NotificationKind("daily.correction_decided", _l("A punch correction was decided")),
         NotificationKind("daily.meeting_called", _l("You are asked to a meeting")),
         NotificationKind("daily.resolution_assigned", _l("A meeting resolution is yours")),
+        NotificationKind("daily.minutes_published", _l("A meeting's minutes are published")),
+        NotificationKind("daily.meeting_reminder", _l("Materials for a meeting are due soon")),
         NotificationKind("daily.claim_decided", _l("An expense claim was decided")),
         NotificationKind("daily.claim_paid", _l("An expense claim was paid")),
     ]
@@ -170,9 +172,24 @@ def _attendance_sweep() -> Any:
     return run_attendance_sweep()
 
 
+def _meeting_reminders() -> Any:
+    from .meetings import send_meeting_reminders
+
+    return send_meeting_reminders()
+
+
 @hookimpl
 def portal_jobs() -> list[Job]:
     return [
+        Job(
+            "daily.meeting_reminders",
+            _meeting_reminders,
+            every_seconds=900,
+            description=(
+                "Remind the attendees of planned meetings that their materials are due "
+                "(rules/meetings.yaml: remind_hours_before)"
+            ),
+        ),
         Job(
             "daily.attendance_sweep",
             _attendance_sweep,
@@ -245,6 +262,11 @@ def portal_on_event(event: Any) -> None:
         from .expense_reports import record_won_deal
 
         record_won_deal(event)
+    elif event.name == "sales.opportunity_closed" and event.payload.get("outcome") == "lost":
+        # Won, reopened, then lost: it no longer counts as a won deal.
+        from .expense_reports import forget_won_deal
+
+        forget_won_deal(event)
 
 
 @hookimpl

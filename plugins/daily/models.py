@@ -286,6 +286,7 @@ class Meeting(OwnedMixin, TimestampMixin, db.Model):
     __table_args__ = (
         sa.Index("ix_daily_meeting_unit_starts", "unit_id", "starts_at"),
         sa.Index("ix_daily_meeting_owner_starts", "owner_id", "starts_at"),
+        sa.Index("ix_daily_meeting_status_due", "status", "materials_due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -298,6 +299,8 @@ class Meeting(OwnedMixin, TimestampMixin, db.Model):
     status: Mapped[str] = mapped_column(sa.String(20), default="planned")
     minutes: Mapped[str] = mapped_column(sa.Text, default="")
     materials_due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # When the attendees were reminded of the materials deadline (meetings.yaml).
+    reminded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     version_id: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version_id}
@@ -358,6 +361,9 @@ class MeetingMaterial(db.Model):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("core_user.id"))
     uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    late: Mapped[bool] = mapped_column(default=False)  # after the materials deadline
+
+    uploaded_by: Mapped[User | None] = relationship(lazy="joined")
 
 
 class Resolution(db.Model):
@@ -428,6 +434,16 @@ class ExpenseLine(db.Model):
     __table_args__ = (
         sa.Index("ix_daily_expense_line_owner_spent", "owner_id", "spent_on"),
         sa.Index("ix_daily_expense_line_spent_category", "spent_on", "category"),
+        # Covering index of the expense analysis (P6.4): a period's lines are read from
+        # the index alone (no table row per line), then grouped by person, month, category.
+        sa.Index(
+            "ix_daily_expense_line_analysis",
+            "spent_on",
+            "claim_id",
+            "owner_id",
+            "category",
+            "amount_cents",
+        ),
         sa.Index("ix_daily_expense_line_duplicate_key", "amount_cents", "spent_on", "vendor"),
     )
 

@@ -20,6 +20,7 @@ from portal.plugins import (
     ApprovalKind,
     EventType,
     Job,
+    LinkTarget,
     LoopType,
     NavItem,
     NotificationKind,
@@ -144,13 +145,39 @@ def portal_notification_kinds() -> list[NotificationKind]:
 
 
 @hookimpl
+def portal_link_targets() -> list[LinkTarget]:
+    # Other plugins link to customers and deals (an expense for a customer, P6.4)
+    # through the core, within the reader's own scope.
+    from .links import customer_names, opportunity_names, search_customers, search_opportunities
+
+    return [
+        LinkTarget(
+            "sales.customer",
+            _l("Customer"),
+            search=search_customers,
+            describe=customer_names,
+            endpoint="sales_customers.detail",
+            id_arg="customer_id",
+        ),
+        LinkTarget(
+            "sales.opportunity",
+            _l("Opportunity"),
+            search=search_opportunities,
+            describe=opportunity_names,
+            endpoint="sales_pipeline.detail",
+            id_arg="opportunity_id",
+        ),
+    ]
+
+
+@hookimpl
 def portal_event_types() -> list[EventType]:
     return [
         EventType("sales.customer_won", _l("A prospect became a customer"), ("customer_id",)),
         EventType(
             "sales.opportunity_closed",
             _l("An opportunity was won or lost"),
-            ("opportunity_id", "outcome"),
+            ("opportunity_id", "outcome", "owner_id", "closed_on"),
         ),
         EventType("sales.contract_signed", _l("A contract was signed"), ("contract_id",)),
         EventType("sales.complaint_closed", _l("A complaint was closed"), ("feedback_id",)),

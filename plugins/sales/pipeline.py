@@ -593,6 +593,10 @@ def move_to_stage(
             actor_id=actor.id,
             opportunity_id=opportunity.id,
             outcome=target.outcome,
+            # Who won or lost it and on which local day: other plugins (daily's cost per
+            # won deal) count deals without reading the sales tables.
+            owner_id=opportunity.owner_id,
+            closed_on=local_today(opportunity.closed_at).isoformat(),
         )
     return change
 

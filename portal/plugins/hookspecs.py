@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         EventType,
         FactProvider,
         Job,
+        LinkTarget,
         LoopType,
         NavItem,
         NotificationKind,
@@ -293,6 +294,24 @@ def portal_notification_kinds() -> list[NotificationKind]:
         @hookimpl
         def portal_notification_kinds():
             return [NotificationKind("expenses.paid", _l("An expense claim was paid"))]
+    """
+
+
+@hookspec
+def portal_link_targets() -> list[LinkTarget]:
+    """Declare the kinds of record (``<plugin>.<name>``) that other plugins may link to
+    without importing this one: an expense line's customer or opportunity, say. Each
+    ``LinkTarget`` searches and describes only what the current user may read (the
+    plugin's own scoping) and names the record's page. Other plugins go through
+    ``portal.links`` (``search_links``, ``describe_links``, ``link_url``).
+
+    Example::
+
+        @hookimpl
+        def portal_link_targets():
+            return [LinkTarget("sales.customer", _l("Customer"), search=search_customers,
+                               describe=customer_names, endpoint="sales_customers.detail",
+                               id_arg="customer_id")]
     """
 
 

@@ -69,6 +69,7 @@ SETUP_HOOKS = (
     "portal_loop_types",
     "portal_approval_kinds",
     "portal_notification_kinds",
+    "portal_link_targets",
 )
 
 

@@ -24,6 +24,7 @@ from .types import (
     EventType,
     FactProvider,
     Job,
+    LinkTarget,
     LoopType,
     NotificationKind,
     Permission,
@@ -51,6 +52,7 @@ class PortalState:
     loop_types: dict[str, LoopType] = field(default_factory=dict)
     approval_kinds: dict[str, ApprovalKind] = field(default_factory=dict)
     notification_kinds: dict[str, NotificationKind] = field(default_factory=dict)
+    link_targets: dict[str, LinkTarget] = field(default_factory=dict)
     migration_dirs: list[str] = field(default_factory=list)
     translation_dirs: list[str] = field(default_factory=list)
     public_endpoints: set[str] = field(default_factory=set)
@@ -226,6 +228,19 @@ class _Stage:
             result, NotificationKind, "portal_notification_kinds", self.state.notification_kinds
         )
 
+    def _portal_link_targets(self, result: Any) -> list[Any]:
+        targets = self._named_callables(
+            result, LinkTarget, "portal_link_targets", self.state.link_targets
+        )
+        for target in targets:
+            if not callable(target.search) or not callable(target.describe):
+                raise PluginError(
+                    f"link target '{target.kind}': search and describe must be callable"
+                )
+            if not target.endpoint or not target.id_arg:
+                raise PluginError(f"link target '{target.kind}' names no endpoint")
+        return targets
+
     def accept(self, app: Flask) -> None:
         """Wire the staged contributions into the app and the state."""
         state, plugin = self.state, self.plugin
@@ -264,6 +279,8 @@ class _Stage:
             state.approval_kinds[approval_kind.name] = approval_kind
         for notification_kind in self.items.get("portal_notification_kinds", []):
             state.notification_kinds[notification_kind.name] = notification_kind
+        for target in self.items.get("portal_link_targets", []):
+            state.link_targets[target.kind] = target
         for command in self.items.get("portal_cli_commands", []):
             app.cli.add_command(command)
             state.cli_commands.append(command)

@@ -185,6 +185,28 @@ class Event:
 
 
 @dataclass(frozen=True)
+class LinkTarget:
+    """A kind of record other plugins may point at (``<plugin>.<name>``, e.g. an expense
+    line's customer) without importing the plugin that owns it. ``search(text, limit)``
+    gives ``[(id, label)]`` of the records the *current user* may read that match
+    ``text`` (at most ``limit``); ``describe(ids)`` gives ``{id: label}`` of those among
+    ``ids`` the current user may read (the rest are left out); ``endpoint`` is the
+    record's page, built with ``url_for(endpoint, **{id_arg: id})``."""
+
+    kind: str
+    label: str
+    search: Callable[[str, int], Sequence[tuple[int, str]]]
+    describe: Callable[[Sequence[int]], Mapping[int, str]]
+    endpoint: str
+    id_arg: str = "id"
+
+    @property
+    def name(self) -> str:
+        """The namespaced name the registry checks (the same as ``kind``)."""
+        return self.kind
+
+
+@dataclass(frozen=True)
 class ApiRoute:
     """A JSON API endpoint under ``/api/v1``. ``form`` (a FlaskForm class) validates the
     request body; ``schema`` describes the response for the OpenAPI document."""

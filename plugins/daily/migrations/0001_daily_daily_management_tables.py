@@ -156,6 +156,7 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('minutes', sa.Text(), nullable=False),
     sa.Column('materials_due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reminded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('version_id', sa.Integer(), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -166,6 +167,7 @@ def upgrade():
     )
     with op.batch_alter_table('daily_meeting', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_daily_meeting_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_daily_meeting_status_due', ['status', 'materials_due_at'], unique=False)
         batch_op.create_index('ix_daily_meeting_owner_starts', ['owner_id', 'starts_at'], unique=False)
         batch_op.create_index('ix_daily_meeting_unit_starts', ['unit_id', 'starts_at'], unique=False)
 
@@ -341,6 +343,7 @@ def upgrade():
         batch_op.create_index('ix_daily_expense_line_duplicate_key', ['amount_cents', 'spent_on', 'vendor'], unique=False)
         batch_op.create_index('ix_daily_expense_line_owner_spent', ['owner_id', 'spent_on'], unique=False)
         batch_op.create_index('ix_daily_expense_line_spent_category', ['spent_on', 'category'], unique=False)
+        batch_op.create_index('ix_daily_expense_line_analysis', ['spent_on', 'claim_id', 'owner_id', 'category', 'amount_cents'], unique=False)
 
     op.create_table('daily_leave_document',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -388,6 +391,7 @@ def upgrade():
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('uploaded_by_id', sa.Integer(), nullable=True),
     sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('late', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['agenda_item_id'], ['daily_agenda_item.id'], name=op.f('fk_daily_meeting_material_agenda_item_id_daily_agenda_item')),
     sa.ForeignKeyConstraint(['meeting_id'], ['daily_meeting.id'], name=op.f('fk_daily_meeting_material_meeting_id_daily_meeting')),
     sa.ForeignKeyConstraint(['uploaded_by_id'], ['core_user.id'], name=op.f('fk_daily_meeting_material_uploaded_by_id_core_user')),
@@ -413,6 +417,7 @@ def downgrade():
 
     op.drop_table('daily_leave_document')
     with op.batch_alter_table('daily_expense_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_daily_expense_line_analysis')
         batch_op.drop_index('ix_daily_expense_line_spent_category')
         batch_op.drop_index('ix_daily_expense_line_owner_spent')
         batch_op.drop_index('ix_daily_expense_line_duplicate_key')
@@ -460,6 +465,7 @@ def downgrade():
     op.drop_table('daily_person_schedule')
     with op.batch_alter_table('daily_meeting', schema=None) as batch_op:
         batch_op.drop_index('ix_daily_meeting_unit_starts')
+        batch_op.drop_index('ix_daily_meeting_status_due')
         batch_op.drop_index('ix_daily_meeting_owner_starts')
         batch_op.drop_index(batch_op.f('ix_daily_meeting_owner_id'))
 
