@@ -59,6 +59,7 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 _CHUNK = 64 * 1024
 _NEW_FILES = "portal_new_files"
+_OLD_FILES = "portal_old_files"
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,18 @@ def send_stored(area: str, stored_name: str, content_type: str, filename: str) -
     )
 
 
+def discard_stored(area: str, stored_names: Sequence[str]) -> None:
+    """Delete stored files once the transaction that dropped their rows commits (a
+    removed receipt must not stay on disk, unreachable and never cleaned); nothing is
+    deleted if it rolls back."""
+    names = [name for name in stored_names if name and Path(name).name == name]
+    if not names:
+        return
+    _forget_files_on_rollback()
+    folder = upload_folder(area)
+    db.session.info.setdefault(_OLD_FILES, []).extend(str(folder / name) for name in names)
+
+
 def _forget_files_on_rollback() -> None:
     """A file written for a transaction that does not commit is deleted again: a
     rollback, and a session closed without committing (an unexpected error ends the
@@ -208,9 +221,12 @@ def _drop_new_files(session: Any, transaction: Any) -> None:
     # left when the outermost transaction ends was not committed.
     if transaction.parent is not None:
         return
+    session.info.pop(_OLD_FILES, None)  # not committed: the rows still refer to them
     for path in session.info.pop(_NEW_FILES, []):
         Path(path).unlink(missing_ok=True)
 
 
 def _keep_new_files(session: Any) -> None:
     session.info.pop(_NEW_FILES, None)
+    for path in session.info.pop(_OLD_FILES, []):
+        Path(path).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import current_app, g, has_request_context, url_for
 
+from .listing import id_arg
 from .plugins.types import LinkTarget
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,9 @@ def describe_links(kind: str | None, ids: Iterable[int | None], user: Any = None
     """``{id: label}`` of the records of ``kind`` among ``ids`` the current user (or
     ``user``) may read; the others (gone, out of scope, unknown kind) are left out."""
     target = link_target(kind)
-    wanted = sorted({int(i) for i in ids if i})
+    # Ids the database can hold only: a bigger one fails the query (and, on PostgreSQL,
+    # the request's transaction with it) instead of matching nothing.
+    wanted = sorted({number for number in map(id_arg, ids) if number is not None})
     if target is None or not wanted:
         return {}
     try:

@@ -31,10 +31,11 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.attributes import flag_modified
 
 from portal.auth.models import User
 from portal.extensions import db
-from portal.files import IMAGE_AND_PDF_TYPES, StoredFile, store_uploads
+from portal.files import IMAGE_AND_PDF_TYPES, StoredFile, discard_stored, store_uploads
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.models import utcnow
 from portal.money import MAX_AMOUNT_CENTS, to_cents, yuan
@@ -400,6 +401,27 @@ def approval_of(claim: ExpenseClaim) -> Any:
     return db.session.get(ApprovalRequest, claim.approval_id)
 
 
+def link_labels(claim: ExpenseClaim, user: User) -> dict[tuple[str, int], str]:
+    """The labels of the claim's linked records that ``user`` may read now, by (kind,
+    id); the claimant also keeps the labels stored when they linked them. Another
+    reader (an approver, finance) never sees the name of a customer outside their scope."""
+    from portal.links import describe_links
+
+    kinds: dict[str, list[int]] = {}
+    for line in claim.lines:
+        if line.link_kind and line.link_id:
+            kinds.setdefault(line.link_kind, []).append(line.link_id)
+    found: dict[tuple[str, int], str] = {}
+    if claim.owner_id == user.id:
+        for line in claim.lines:
+            if line.link_kind and line.link_id and line.link_label:
+                found[(line.link_kind, line.link_id)] = line.link_label
+    for kind, ids in kinds.items():
+        for record_id, text in describe_links(kind, ids, user=user).items():
+            found[(kind, record_id)] = text
+    return found
+
+
 def duplicate_lines(lines: Iterable[ExpenseLine]) -> dict[int, ExpenseLine]:
     """The lines the given lines are flagged as duplicates of, by id (one query)."""
     ids = {line.duplicate_of_id for line in lines if line.duplicate_of_id}
@@ -549,6 +571,7 @@ def remove_line(claim: ExpenseClaim, line: ExpenseLine, actor: User) -> None:
     )
     for other in flagged:
         other.duplicate_of_id = None
+    discard_stored(RECEIPT_AREA, [receipt.stored_name for receipt in line.receipts])
     for receipt in list(line.receipts):
         db.session.delete(receipt)
     key = _key(line)
@@ -563,6 +586,7 @@ def remove_receipt(claim: ExpenseClaim, receipt: ExpenseReceipt, actor: User) ->
     """Take one receipt off a line (a wrong photo)."""
     _check_owner_editable(claim, actor)
     line = receipt.line
+    discard_stored(RECEIPT_AREA, [receipt.stored_name])
     line.receipts.remove(receipt)
     db.session.delete(receipt)
     db.session.flush()
@@ -582,6 +606,7 @@ def _after_change(
     """After one line changed: the total, that line's duplicate flag, and the checks of
     the lines whose day (or trip) total it touches. Submission checks them all again."""
     claim.total_cents = sum(line.amount_cents for line in claim.lines)
+    flag_modified(claim, "total_cents")  # a line change is a new claim version, total or not
     if changed is not None:
         changed.duplicate_of_id = find_duplicate(changed)
     check_claim(claim, today, keys)

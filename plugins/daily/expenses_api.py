@@ -92,8 +92,12 @@ CLAIM_DETAIL_SCHEMA: dict[str, Any] = {
 }
 
 
-def line_json(line: ExpenseLine) -> dict[str, Any]:
-    """One line with its rule decision and receipts (links to download them)."""
+def line_json(line: ExpenseLine, labels: Any = None) -> dict[str, Any]:
+    """One line with its rule decision and receipts (links to download them);
+    ``labels`` (``expenses.link_labels``): the linked records' names the reader may see."""
+    link_label = line.link_label
+    if labels is not None:
+        link_label = labels.get((line.link_kind, line.link_id), "") if line.link_id else ""
     return {
         "id": line.id,
         "spent_on": iso_day(line.spent_on),
@@ -105,7 +109,7 @@ def line_json(line: ExpenseLine) -> dict[str, Any]:
         "purpose": line.purpose,
         "link_kind": line.link_kind,
         "link_id": line.link_id,
-        "link_label": line.link_label,
+        "link_label": link_label,
         "decision": line.decision,
         "decision_reason": line.decision_reason,
         "duplicate_of_id": line.duplicate_of_id,
@@ -139,9 +143,10 @@ def claim_json(claim: ExpenseClaim) -> dict[str, Any]:
     }
 
 
-def claim_detail_json(claim: ExpenseClaim) -> dict[str, Any]:
-    """A claim with its lines."""
-    return {**claim_json(claim), "lines": [line_json(line) for line in claim.lines]}
+def claim_detail_json(claim: ExpenseClaim, reader: Any = None) -> dict[str, Any]:
+    """A claim with its lines (for ``reader``: only the linked names they may see)."""
+    labels = service.link_labels(claim, reader) if reader is not None else None
+    return {**claim_json(claim), "lines": [line_json(line, labels) for line in claim.lines]}
 
 
 def _claim(claim_id: int, verb: str = "read") -> ExpenseClaim:
@@ -151,7 +156,7 @@ def _claim(claim_id: int, verb: str = "read") -> ExpenseClaim:
 def _row(row: Any, position: int | None = None) -> dict[str, str]:
     """A JSON line as the form's text values; unknown keys refused."""
     if not isinstance(row, dict):
-        raise invalid({"lines": [_("Use a list of line objects.")]})
+        raise invalid({"lines": [_("Use a list of expense line objects.")]})
     unknown = sorted(set(row) - set(LINE_FIELDS))
     if unknown:
         prefix = "" if position is None else f"lines-{position}-"
@@ -161,6 +166,12 @@ def _row(row: Any, position: int | None = None) -> dict[str, str]:
             _("Unknown fields: %(names)s", names=", ".join(unknown)),
             {f"{prefix}{name}": [_("Unknown field.")] for name in unknown},
         )
+    prefix = "" if position is None else f"lines-{position}-"
+    wrong = sorted(
+        key for key, value in row.items() if isinstance(value, (bool, list, dict))
+    )  # str() would make a text of them ("True", "[1]") and check that instead
+    if wrong:
+        raise invalid({f"{prefix}{key}": [_("Give a text or a number.")] for key in wrong})
     return {key: "" if row.get(key) is None else str(row.get(key)) for key in LINE_FIELDS}
 
 
@@ -192,10 +203,13 @@ def create_claim() -> Any:
     refuse_unknown(body, CLAIM_FIELDS)
     lines = body.get("lines") or []
     if not isinstance(lines, list):
-        raise invalid({"lines": [_("Use a list of line objects.")]})
+        raise invalid({"lines": [_("Use a list of expense line objects.")]})
+    title = body.get("title")
+    if title is not None and not isinstance(title, str):
+        raise invalid({"title": [_("Give the title as a text.")]})
     rows = [_row(row, position) for position, row in enumerate(lines)]
     with service_errors():
-        claim = service.create_claim(user, str(body.get("title") or ""))
+        claim = service.create_claim(user, title or "")
         for position, row in enumerate(rows):
             try:
                 service.add_line(claim, row, None, user)
@@ -211,7 +225,7 @@ def create_claim() -> Any:
 
 def get_claim(claim_id: int) -> Any:
     """One claim with its lines (404 outside your scope)."""
-    return jsonify(claim_detail_json(_claim(claim_id)))
+    return jsonify(claim_detail_json(_claim(claim_id), current_api_user()))
 
 
 def add_line(claim_id: int) -> Any:
@@ -276,8 +290,11 @@ def pay_claim(claim_id: int) -> Any:
     claim = _claim(claim_id)
     body = json_body()
     refuse_unknown(body, ("reference",))
+    reference = body.get("reference")
+    if isinstance(reference, (bool, list, dict)):
+        raise invalid({"reference": [_("Give a text or a number.")]})
     with service_errors():
-        service.pay_claim(claim, user, str(body.get("reference") or ""))
+        service.pay_claim(claim, user, str(reference or ""))
         db.session.commit()
     return jsonify(claim_json(claim))
 

@@ -51,6 +51,9 @@ class LineForm(FlaskForm):
     link_kind = SelectField(_l("For"), choices=[], validate_choice=False)
     link_q = StringField(_l("Search"), render_kw={"autocomplete": "off"})
     link_id = SelectField(_l("Record"), choices=[], validate_choice=False)
+    # The claim's version the person saw on the edit page: saving over a change made
+    # meanwhile (another tab, the API) is a conflict (409), not a silent overwrite.
+    version = HiddenField()
     receipts = MultipleFileField(
         _l("Receipts"),
         description=_l("Photos or PDFs of the receipts."),

@@ -26,7 +26,7 @@ from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.files import send_stored
 from portal.links import describe_links, kind_label, link_url, search_links
-from portal.listing import paginate
+from portal.listing import id_arg, paginate
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.service import local_today
 from portal.org.services import ValidationFailed
@@ -111,7 +111,8 @@ def _line_form(form_class: type = LineForm, **kwargs: Any) -> Any:
     chosen = form.link_id.data or ""
     found = search_links(kind, form.link_q.data or "", LINK_RESULTS) if kind else []
     if chosen and kind and not any(str(i) == str(chosen) for i, _label in found):
-        found = list(describe_links(kind, [int(chosen)] if str(chosen).isdigit() else []).items())
+        chosen_id = id_arg(chosen)  # "²" is a digit to str.isdigit, not to int()
+        found = list(describe_links(kind, [chosen_id] if chosen_id else []).items())
         found += search_links(kind, form.link_q.data or "", LINK_RESULTS)
     form.link_id.choices = [("", "—")] + [(str(i), label) for i, label in found]
     return form
@@ -341,12 +342,19 @@ def edit_line(claim_id: int, line_id: int) -> Any:
         )
     if request.method == "GET":
         form = _line_form(formdata=None, data=service.line_values(line))
+        form.version.data = str(claim.version_id)
         return _edit_page(claim, line, form)
     form = _line_form()
     if request.form.get("action") == "find":
         return _edit_page(claim, line, form)
     if not form.validate():
         return _edit_page(claim, line, form, 422)
+    if form.version.data and form.version.data != str(claim.version_id):
+        return _refused(
+            claim_id,
+            StateConflict(_("Someone changed this claim meanwhile. Reload it and try again.")),
+            409,
+        )
     try:
         service.update_line(
             claim, line, request.form, request.files.getlist("receipts"), current_user

@@ -12,7 +12,7 @@ sup_south (South) > Guangzhou: zhao; admin; auditor; plus a finance officer "fin
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +28,6 @@ from portal.files import upload_folder
 from portal.loops import approvals
 from portal.loops.errors import StateConflict
 from portal.loops.models import ApprovalRequest, Notification
-from portal.loops.service import local_today
 from portal.org.services import ValidationFailed
 from portal.rules.service import rules
 from portal.testing import count_statements
@@ -43,7 +42,13 @@ def person(name: str) -> User:
 
 
 def today() -> Any:
-    return local_today()
+    """The portal's today (Asia/Shanghai) even outside an app context, where
+    ``local_today`` answers in UTC: between 16:00 and 24:00 UTC they differ by a day."""
+    from zoneinfo import ZoneInfo
+
+    from portal import config
+
+    return datetime.now(ZoneInfo(config.BABEL_DEFAULT_TIMEZONE)).date()
 
 
 class Upload:
