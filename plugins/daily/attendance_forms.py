@@ -134,7 +134,7 @@ class ScheduleForm(FlaskForm):
     )
     kind = SelectField(_l("Kind"), validators=[DataRequired()])
     start = ClockField(
-        _l("Start"),
+        _l("Starts at"),
         validators=[InputRequired(message=_l("Give the time as HH:MM, e.g. 09:00."))],
         description=_l("Standard: the day starts; flexible: the earliest start."),
     )

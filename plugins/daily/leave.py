@@ -175,6 +175,8 @@ def parse_days(value: Any, field: str, errors: dict[str, list[str]], signed: boo
     except ArithmeticError:
         errors[field] = [_("Write a number of days, halves allowed (e.g. 2.5).")]
         return 0
+    if days.is_finite() and days.adjusted() > 3:  # 1e999999999 would overflow below
+        days = Decimal(1000).copy_sign(days)
     if not days.is_finite() or (days * 2) != (days * 2).to_integral_value():
         errors[field] = [_("Write a number of days, halves allowed (e.g. 2.5).")]
         return 0

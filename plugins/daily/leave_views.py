@@ -255,6 +255,8 @@ def _month_arg() -> date:
     text = request.args.get("month", "")
     try:
         year, month = (int(part) for part in text.split("-", 1))
+        if not 2000 <= year <= 2100:  # the previous/next links stay within dates
+            raise ValueError(text)
         return date(year, month, 1)
     except (TypeError, ValueError):
         return local_today().replace(day=1)

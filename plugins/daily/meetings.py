@@ -31,7 +31,14 @@ from flask_babel import lazy_gettext as _l
 
 from portal.auth.models import User
 from portal.extensions import db
-from portal.files import DEFAULT_MAX_BYTES, DEFAULT_TYPES, chosen_uploads, store_uploads
+from portal.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TYPES,
+    chosen_uploads,
+    discard_stored,
+    store_uploads,
+)
+from portal.listing import id_arg
 from portal.loops import service as loops
 from portal.loops.errors import NotAllowed, StateConflict
 from portal.loops.models import LoopItem
@@ -254,7 +261,10 @@ def _moment(value: Any) -> datetime | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=portal_zone())
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 00:00 in Shanghai is before year 1 in UTC
+        return None
 
 
 def _ids(values: Any) -> list[int] | None:
@@ -461,6 +471,22 @@ def update_meeting(
         db.session.add(MeetingAttendee(meeting_id=meeting.id, user_id=user_id))
     topics = [item for item in meeting.agenda if item.source == "topic"]
     carried = [item for item in meeting.agenda if item.source != "topic"]
+    if carried:  # moved to another team: the old team's resolutions leave its agenda
+        units = dict(
+            db.session.execute(
+                sa.select(Resolution.id, Resolution.unit_id).where(
+                    Resolution.id.in_([item.resolution_id for item in carried])
+                )
+            ).all()
+        )
+        for item in [i for i in carried if units.get(i.resolution_id) != meeting.unit_id]:
+            db.session.execute(
+                sa.update(MeetingMaterial)
+                .where(MeetingMaterial.agenda_item_id == item.id)
+                .values(agenda_item_id=None)
+            )
+            db.session.delete(item)
+            carried.remove(item)
     kept_ids = set()
     for position, (title, presenter) in enumerate(cleaned["agenda"]):
         if position < len(topics):
@@ -685,6 +711,7 @@ def delete_material(meeting: Meeting, material: MeetingMaterial, actor: User) ->
         raise StateConflict(_("The minutes are published: materials are kept as they are."))
     if material.uploaded_by_id != actor.id and not may_run(meeting, actor):
         raise NotAllowed(_("Only who uploaded a file or the organiser removes it."))
+    discard_stored(MATERIALS_AREA, [material.stored_name])  # off the disk once committed
     db.session.delete(material)
     db.session.flush()
 
@@ -783,6 +810,7 @@ def add_resolution(
         problems["text"] = [_("Write what was resolved.")]
     elif len(text) > MAX_RESOLUTION:
         problems["text"] = [_("At most %(n)s characters.", n=MAX_RESOLUTION)]
+    owner_id = id_arg(owner_id)  # 2**70 is no person (and no database integer)
     owner = db.session.get(User, owner_id) if owner_id else None
     if owner is None or not owner.active:
         problems["owner_id"] = [_("Choose who carries it out.")]

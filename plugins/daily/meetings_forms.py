@@ -138,7 +138,7 @@ class ResolutionForm(FlaskForm):
     """A resolution (``POST /api/v1/daily/meetings/<id>/resolutions``)."""
 
     text = TextAreaField(
-        _l("Resolution"),
+        _l("Resolution text"),
         validators=[
             DataRequired(message=_l("Write what was resolved.")),
             Length(max=MAX_RESOLUTION),

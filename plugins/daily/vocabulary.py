@@ -70,7 +70,7 @@ LABELS: dict[str, dict[str, object]] = {
         "invited": _l("Invited"),
         "present": _l("Present"),
         "late": _l("Came late"),
-        "absent": _l("Absent"),
+        "absent": _l("Did not come"),
         "excused": _l("Excused"),
     },
     "agenda_source": {"topic": _l("Topic"), "carried": _l("Unfinished resolution")},
@@ -79,7 +79,7 @@ LABELS: dict[str, dict[str, object]] = {
         "pending": _l("Waiting for approval"),
         "approved": _l("Approved, to be paid"),
         "rejected": _l("Rejected"),
-        "paid": _l("Paid"),
+        "paid": _l("Paid out"),
         "cancelled": _l("Cancelled"),
     },
     "expense_category": {

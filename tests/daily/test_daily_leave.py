@@ -738,3 +738,47 @@ def test_p6_1_the_default_types_follow_the_rule_file(app: Any, org: Any) -> None
         assert kinds["compensatory"].uses_balance and not kinds["sick"].uses_balance
         assert not kinds["personal"].paid
         assert len(leave.ensure_leave_types()) == len(kinds)  # seeded once
+
+
+def test_p6_1_team_calendar_of_a_month_at_the_edge_of_the_calendar_does_not_fail(
+    app: Any, staff: Any, login: Any
+) -> None:
+    """Year 9999 or 0001 has no next or previous month: the page falls back to this
+    month instead of failing on the pager's links."""
+    east = client_of(app, login, "sup_east")
+    with app.app_context():  # the portal's month (Asia/Shanghai), not UTC's
+        this_month = local_today().strftime("%Y-%m")
+    for month in ("9999-12", "0001-01", "99999-01", "2026-13"):
+        response = east.get(f"/daily/leave/team?month={month}")
+        assert response.status_code == 200, month
+        assert this_month in response.get_data(as_text=True)
+
+
+def test_p6_1_a_huge_number_of_days_is_refused_per_field(app: Any, staff: Any, login: Any) -> None:
+    """1e999999999 days overflowed the half-day arithmetic (500): now a 422 with the
+    message next to the field, and nothing is written."""
+    hr = client_of(app, login, "hr")
+    with app.app_context():
+        year = local_today().year
+    before = balance(app, "li", year)
+    for typed in ("1e999999999", "-1e999999999", "1e400"):
+        response = hr.post(
+            "/daily/leave/balances/adjust",
+            data={
+                "owner_id": str(staff["li"]),
+                "leave_type": "annual",
+                "year": str(year),
+                "change_days": typed,
+                "reason": "Typo",
+            },
+        )
+        assert response.status_code == 422, typed
+        assert "Between -366 and 366 days." in response.get_data(as_text=True)
+    assert balance(app, "li", year) == before
+    response = hr.post(
+        "/daily/leave/types/annual/edit",
+        data={"name_en": "Annual leave", "name_zh": "年假", "yearly_days": "1e999999999"},
+    )
+    assert response.status_code == 422
+    with app.app_context():
+        assert db.session.get(LeaveType, "annual").yearly_half_days == 20

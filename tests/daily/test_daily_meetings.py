@@ -690,3 +690,110 @@ def test_p6_2_attendees_are_reminded_of_the_materials_deadline_once(
         assert db.session.get(Meeting, adhoc_id).reminded_at is None  # ad hoc: 0, none
     reminders = notes_of(app, org["li"], "daily.meeting_reminder")
     assert len(reminders) == 1 and reminders[0].link == f"/daily/meetings/{meeting_id}"
+
+
+def test_p6_2_a_start_before_year_one_in_utc_is_refused_per_field(
+    app: Any, client: Any, org: dict[str, int], as_user: Any
+) -> None:
+    """0001-01-01 00:00 in Shanghai is before year 1 in UTC: converting it failed (500);
+    now the field says what to give, and no meeting is written."""
+    as_user("sup_east")
+    for typed in ("0001-01-01T00:00", "0001-01-01 07:59"):
+        response = client.post(
+            "/daily/meetings/new",
+            data={
+                "unit_id": org["east"],
+                "title": "Weekly",
+                "cadence": "weekly",
+                "starts_at": typed,
+                "ends_at": typed,
+                "attendee_ids": [org["li"]],
+            },
+        )
+        assert response.status_code == 422, typed
+        assert "Give the date and time the meeting starts." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Meeting)) == 0
+
+
+def test_p6_2_a_resolution_owner_id_beyond_the_id_range_is_refused_per_field(
+    app: Any, client: Any, org: dict[str, int], as_user: Any, api_token: Any
+) -> None:
+    """An owner id of 2**70 reached the database (500 on SQLite and PostgreSQL): now it
+    is no person, refused next to the field, and nothing is written."""
+    meeting_id = make_meeting(app, org["sup_east"], org["east"], soon())
+    as_user("sup_east")
+    for owner in (str(2**70), str(2**31), "-5"):
+        response = client.post(
+            f"/daily/meetings/{meeting_id}/resolutions",
+            data={"text": "Visit Pudong", "owner_id": owner},
+            headers={"HX-Request": "true"},
+        )
+        assert response.status_code == 422, owner
+        assert "Choose who carries it out." in response.get_data(as_text=True)
+    response = client.post(
+        f"/api/v1/daily/meetings/{meeting_id}/resolutions",
+        json={"text": "Visit Pudong", "owner_id": 2**70},
+        headers=bearer(api_token, "sup_east"),
+    )
+    assert response.status_code == 422
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Resolution)) == 0
+
+
+def test_p6_2_a_meeting_moved_to_another_team_drops_the_old_teams_carried_resolutions(
+    app: Any, org: dict[str, int]
+) -> None:
+    """East's open resolutions carried onto a planned meeting do not follow it when the
+    organiser moves it to South: South's attendees would read East's resolutions."""
+    first = make_meeting(app, org["manager"], org["east"], soon(2))
+    visit = add_resolution(app, first, org["manager"], org["li"], "Visit Pudong customers")
+    later = make_meeting(app, org["manager"], org["east"], soon(4))
+    assert [rid for rid, _title in carried(app, later)] == [visit]
+    with app.app_context(), acting_as("test"):
+        meeting = db.session.get(Meeting, later)
+        starts = as_utc(meeting.starts_at)
+        meetings.update_meeting(
+            meeting,
+            {
+                "unit_id": org["south"],
+                "title": meeting.title,
+                "cadence": meeting.cadence,
+                "starts_at": starts,
+                "ends_at": starts + timedelta(hours=1),
+                "attendee_ids": [org["zhao"]],
+                "agenda": [],
+            },
+            db.session.get(User, org["manager"]),
+        )
+        db.session.commit()
+    assert carried(app, later) == []
+
+
+def test_p6_2_a_removed_material_leaves_the_disk_too(
+    app: Any, client: Any, org: dict[str, int], as_user: Any
+) -> None:
+    """Removing a file dropped its row but left the file on disk, unreachable and never
+    cleaned: now it is deleted once the removal commits."""
+    meeting_id = make_meeting(app, org["sup_east"], org["east"], soon())
+    as_user("li")
+    added = client.post(
+        f"/daily/meetings/{meeting_id}/materials",
+        data={"files": [(io.BytesIO(PDF), "figures.pdf")]},
+        content_type="multipart/form-data",
+    )
+    assert added.status_code == 303
+    with app.app_context():
+        folder = upload_folder(meetings.MATERIALS_AREA)
+        material = db.session.scalars(sa.select(MeetingMaterial)).one()
+        material_id, stored = material.id, folder / material.stored_name
+    assert stored.exists()
+    as_user("wang")  # neither the uploader nor the organiser: refused, the file stays
+    refused = client.post(f"/daily/meetings/{meeting_id}/materials/{material_id}/delete")
+    assert refused.status_code == 403 and stored.exists()
+    as_user("li")
+    removed = client.post(f"/daily/meetings/{meeting_id}/materials/{material_id}/delete")
+    assert removed.status_code in (200, 303)
+    with app.app_context():
+        assert db.session.get(MeetingMaterial, material_id) is None
+    assert not stored.exists()
