@@ -506,8 +506,16 @@ def test_p1_3_4_chart_is_a_self_contained_svg_image(
     # The strict policy is sent with the image as with every response.
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert "no-store" in response.headers["Cache-Control"]
+    assert {"Cookie", "Accept-Language"} <= set(response.vary)  # the viewer's data and words
     if name in ("rates", "overdue", "median"):
         assert "Zhao" in body and "Li" in body
+
+
+def test_chart_money_is_labelled_as_pages_write_it() -> None:
+    from portal.loops.charts import money_label, yuan_float
+
+    assert yuan_float(123450) == 1234.5 and yuan_float(None) == 0.0
+    assert money_label(1234567.5) == "1,234,567.50" and money_label(None) == ""
 
 
 def test_p1_3_4_charts_are_scoped_and_translated(app: Any, org: dict[str, int], login: Any) -> None:

@@ -13,8 +13,6 @@ Every function here leaves the commit to its caller (a page, the API, the job).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 from collections import defaultdict
@@ -32,6 +30,7 @@ from sqlalchemy.orm import lazyload
 
 from portal.audit.recorder import record_access
 from portal.auth.models import RolePermission, User, user_roles
+from portal.exports import Column
 from portal.extensions import db
 from portal.loops.errors import StateConflict
 from portal.models import as_utc, utcnow
@@ -555,9 +554,48 @@ def reclassify(owner_id: int, first: date, last: date, now: datetime | None = No
     person = db.session.get(User, owner_id)
     if person is None or first > last:
         return 0
-    return _classify(
+    written = _classify(
         {owner_id: joined_on(person)}, first, last, moment, only_open=False, bulk=False
     )
+    started = attendance_started() or joined_on(person)
+    recount_closed_months(owner_id, max(joined_on(person), started), first, last)
+    return written
+
+
+def recount_closed_months(owner_id: int, joined: date, first: date, last: date) -> int:
+    """A month already closed (its AttendanceMonth written) is counted again when its
+    days were reclassified later (leave approved or cancelled afterwards, a correction):
+    the month's counts and appraisal deduction follow the days, unless it is locked.
+    Follow-ups raised at month end stay as they were. Returns the months recounted."""
+    low, high = first.year * 100 + first.month, last.year * 100 + last.month
+    locked = locked_months(first, last)
+    rows = [
+        row
+        for row in db.session.scalars(
+            sa.select(AttendanceMonth).where(
+                AttendanceMonth.owner_id == owner_id,
+                (AttendanceMonth.year * 100 + AttendanceMonth.month).between(low, high),
+            )
+        )
+        if (row.year, row.month) not in locked
+    ]
+    if not rows:
+        return 0
+    active = rules().active(MONTHLY_RULESET)
+    for row in rows:
+        found = _count_months({owner_id: joined}, row.year, row.month)[owner_id]
+        answers: dict[tuple[Any, ...], Any] = {}
+        evaluate_distinct(active, MONTH_FACTS, [found.key()], answers)
+        evaluation = answers.get(found.key())
+        row.workdays, row.late_count = found.workdays, found.late
+        row.early_leave_count, row.missed_punch_count = found.early, found.missed
+        row.absence_half_days, row.leave_half_days = found.absence_half_days, found.leave_half_days
+        row.longest_absence_streak, row.penalty_points = found.streak, found.penalty_points
+        if evaluation is not None:
+            row.appraisal_deduction = int(evaluation.outputs.get("appraisal_deduction") or 0)
+            row.rule_version = active.version
+    db.session.flush()
+    return len(rows)
 
 
 # -- the month-end step --------------------------------------------------------------------
@@ -1165,39 +1203,26 @@ def month_record(person_id: int, year: int, month: int) -> AttendanceMonth | Non
 
 # -- exports -------------------------------------------------------------------------------
 
-EXPORT_FORMATS = ("csv", "xlsx")
-CSV_MIME = "text/csv; charset=utf-8"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# A text cell starting with one of these is a formula to a spreadsheet, also after
-# spaces and in full width (the same guard as the sales reports: plugins never import
-# each other, so it is repeated here).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# The file itself (formula-injection guard, CSV with BOM, .xlsx) is portal.exports'.
 MAX_EXPORT_ROWS = 50_000
-
-
-def safe_text(value: str) -> str:
-    """Text a spreadsheet will not run (a leading quote before a formula start)."""
-    if value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+EXPORT_COLUMNS = [
+    Column(_l("Person"), width=20),
+    Column(_l("Month"), width=10),
+    Column(_l("Workdays"), "int", 10),
+    Column(_l("Late"), "int", 8),
+    Column(_l("Left early"), "int", 10),
+    Column(_l("Missed punches"), "int", 10),
+    Column(_l("Absent days"), "number", 10),
+    Column(_l("Days on leave"), "int", 10),
+    Column(_l("Penalty points"), "int", 10),
+]
 
 
 def export_table(
     viewer: User, year: int, month: int, unit_id: int | None = None
-) -> tuple[list[str], list[list[Any]]]:
-    """The team's month, one row per person (in the viewer's scope), audited."""
-    headings = [
-        _("Person"),
-        _("Month"),
-        _("Workdays"),
-        _("Late"),
-        _("Left early"),
-        _("Missed punches"),
-        _("Absent days"),
-        _("Days on leave"),
-        _("Penalty points"),
-    ]
+) -> list[list[Any]]:
+    """The team's month, one row per person (in the viewer's scope; the columns are
+    ``EXPORT_COLUMNS``), audited."""
     period = month_text(year, month)
     found = db.session.execute(
         team_statement(viewer, year, month, unit_id).limit(MAX_EXPORT_ROWS)
@@ -1221,52 +1246,7 @@ def export_table(
         DAY_TABLE,
         {"dataset": "attendance_month", "month": period, "unit": unit_id, "rows": len(rows)},
     )
-    return [str(heading) for heading in headings], rows
-
-
-def csv_bytes(headings: list[str], rows: list[list[Any]]) -> bytes:
-    """CSV with a BOM (Excel reads Chinese correctly), text guarded against formulas."""
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer)
-    writer.writerow([safe_text(heading) for heading in headings])
-    for row in rows:
-        writer.writerow([safe_text(value) if isinstance(value, str) else value for value in row])
-    return buffer.getvalue().encode("utf-8")
-
-
-def xlsx_bytes(headings: list[str], rows: list[list[Any]], title: str) -> bytes:
-    """A workbook whose text cells are always strings, never formulas."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "Sheet1")
-    bold = Font(bold=True)
-
-    def text(value: str, font: Any = None) -> Any:
-        cell = WriteOnlyCell(sheet, value=ILLEGAL_XML.sub("", safe_text(value)))
-        cell.data_type = "s"
-        if font is not None:
-            cell.font = font
-        return cell
-
-    sheet.append([text(heading, bold) for heading in headings])
-    for row in rows:
-        sheet.append(
-            [
-                text(value)
-                if isinstance(value, str)
-                else float(value)
-                if isinstance(value, Decimal)
-                else value
-                for value in row
-            ]
-        )
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return rows
 
 
 # -- settings: schedules, holidays, who works to which ---------------------------------------

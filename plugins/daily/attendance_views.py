@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
     redirect,
@@ -29,6 +28,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal import exports
 from portal.auth.models import User
 from portal.auth.permissions import require_permission
 from portal.extensions import db
@@ -249,18 +249,11 @@ def export() -> Any:
     if not form.validate() or month is None:
         flash(_("Choose CSV or Excel and a month."), "danger")
         return redirect(url_for(".team"), 303)
-    headings, rows = service.export_table(current_user, *month)
+    rows = service.export_table(current_user, *month)
     db.session.commit()  # the audit row, before the data leaves
     name = f"attendance-{service.month_text(*month)}"
-    if form.format.data == "csv":
-        response = Response(service.csv_bytes(headings, rows), mimetype=service.CSV_MIME)
-        filename = f"{name}.csv"
-    else:
-        response = Response(service.xlsx_bytes(headings, rows, name), mimetype=service.XLSX_MIME)
-        filename = f"{name}.xlsx"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    fmt = form.format.data
+    return exports.download(fmt, service.EXPORT_COLUMNS, rows, f"{name}.{fmt}", title=name)
 
 
 @bp.post("/attendance/periods/<int:year>/<int:month_number>")

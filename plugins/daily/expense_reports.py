@@ -22,11 +22,7 @@ reaches Python is bounded by people x months x categories, never by the lines.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,14 +34,16 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from portal import exports
 from portal.audit.models import AuditEvent
 from portal.audit.recorder import record_access
 from portal.auth.models import User
+from portal.exports import Column
 from portal.extensions import db
 from portal.loops import charts, metrics
-from portal.loops.service import local_today, portal_zone
-from portal.models import utcnow
-from portal.money import MAX_AMOUNT_CENTS, format_money, yuan
+from portal.loops.metrics import UnitChoice, bucket_case, in_unit
+from portal.loops.service import local_today
+from portal.money import MAX_AMOUNT_CENTS, yuan
 from portal.org.models import OrgUnit
 from portal.org.services import ValidationFailed
 from portal.scoping import scoped
@@ -115,20 +113,6 @@ class MonthRange:
 
     def describe(self) -> dict[str, str]:
         return {"since": self.first.strftime("%Y-%m"), "until": self.last.strftime("%Y-%m")}
-
-
-def _bucket_case(column: Any, edges: Sequence[date]) -> Any:
-    """The month bucket of ``column`` as a CASE nested as a binary search over the edges
-    (portable; a few comparisons a row), NULL outside them."""
-
-    def search(low: int, high: int) -> Any:
-        if high - low == 1:
-            return sa.literal(low, sa.Integer)
-        middle = (low + high) // 2
-        return sa.case((column < edges[middle], search(low, middle)), else_=search(middle, high))
-
-    inside = sa.and_(column >= edges[0], column < edges[-1])
-    return sa.case((inside, search(0, len(edges) - 1)), else_=None)
 
 
 # -- the figures -------------------------------------------------------------------------
@@ -242,14 +226,6 @@ class BudgetUse:
         }
 
 
-@dataclass(frozen=True)
-class UnitChoice:
-    id: int
-    name: str
-    path: str
-    depth: int
-
-
 @dataclass
 class Filters:
     """What narrows the analysis inside the viewer's scope."""
@@ -290,28 +266,14 @@ class Analysis:
 def visible_units(viewer: User) -> list[UnitChoice]:
     """The units the viewer may see team rows and budgets of (the core's rule: all for a
     manager or finance, the subtrees a supervisor leads)."""
-    rows = metrics.visible_units(viewer)
-    top = min((row.path.count("/") for row in rows), default=0)
-    return [
-        UnitChoice(row.id, row.name, row.path, min(row.path.count("/") - top, 5)) for row in rows
-    ]
-
-
-def _in_unit(owner: Any, unit_path: str) -> Any:
-    """Owners in the subtree of the unit with ``unit_path``."""
-    members = (
-        sa.select(User.id)
-        .join(OrgUnit, User.unit_id == OrgUnit.id)
-        .where(OrgUnit.path.startswith(unit_path, autoescape=True))
-    )
-    return owner.in_(members)
+    return metrics.unit_choices(viewer)
 
 
 def _narrow(statement: sa.Select, model: Any, viewer: User, filters: Filters) -> sa.Select:
     """The viewer's scope, then the team and person filters."""
     statement = scoped(statement, model, viewer)
     if filters.unit:
-        statement = statement.where(_in_unit(model.owner_id, filters.unit.path))
+        statement = statement.where(in_unit(model.owner_id, filters.unit.path))
     if filters.owner_id:
         statement = statement.where(model.owner_id == filters.owner_id)
     return statement
@@ -352,14 +314,14 @@ def _spend_rows(viewer: User, filters: Filters) -> list[sa.Row]:
     person, team, month, category and total figures and the budget comparison all come
     from these rows (at most people x months x categories)."""
     owner = metrics.unindexed(ExpenseLine.owner_id).label("owner")
-    bucket = _bucket_case(ExpenseLine.spent_on, filters.period.edges()).label("bucket")
+    bucket = bucket_case(ExpenseLine.spent_on, filters.period.edges()).label("bucket")
     statement = counted_lines(viewer, filters, owner, bucket, ExpenseLine.category, *_sums())
     return list(db.session.execute(statement.group_by("owner", "bucket", ExpenseLine.category)))
 
 
 def _won_deals(viewer: User, filters: Filters) -> list[sa.Row]:
     period = filters.period
-    bucket = _bucket_case(WonDeal.won_on, period.edges()).label("bucket")
+    bucket = bucket_case(WonDeal.won_on, period.edges()).label("bucket")
     statement = sa.select(
         metrics.unindexed(WonDeal.owner_id).label("owner"), bucket, sa.func.count().label("won")
     ).where(WonDeal.won_on >= period.start, WonDeal.won_on < period.end)
@@ -550,49 +512,48 @@ def _budget_use(
 # -- charts ------------------------------------------------------------------------------
 
 
-def _money_value(value: float | None) -> str:
-    return "" if value is None else format_money(round(value * 100))
-
-
-def _yuan_float(cents: int | None) -> float:
-    return float(yuan(cents or 0))
-
-
 def _month_chart(analysis: Analysis) -> pygal.Graph:
     rows = analysis.months
     chart = pygal.Bar(
         charts.chart_config(
             _("Spend per month"),
-            value_formatter=_money_value,
+            value_formatter=charts.money_label,
             show_minor_x_labels=len(rows) <= 16,
             x_labels_major_every=max(1, len(rows) // 8),
         )
     )
     chart.x_labels = [row.label for row in rows]
-    chart.add(_("Spent"), [_yuan_float(row.cents) for row in rows])
+    chart.add(_("Spent"), [charts.yuan_float(row.cents) for row in rows])
     if any(row.budget_cents is not None for row in rows):
         chart.add(
             _("Budget"),
-            [None if row.budget_cents is None else _yuan_float(row.budget_cents) for row in rows],
+            [
+                None if row.budget_cents is None else charts.yuan_float(row.budget_cents)
+                for row in rows
+            ],
         )
     return chart
 
 
 def _category_chart(analysis: Analysis) -> pygal.Graph:
-    chart = pygal.Pie(charts.chart_config(_("Spend by category"), value_formatter=_money_value))
+    chart = pygal.Pie(
+        charts.chart_config(_("Spend by category"), value_formatter=charts.money_label)
+    )
     for row in analysis.categories:
         if row.cents:
-            chart.add(row.label, _yuan_float(row.cents))
+            chart.add(row.label, charts.yuan_float(row.cents))
     return chart
 
 
 def _people_chart(analysis: Analysis) -> pygal.Graph:
     rows = analysis.people[: charts.MAX_BARS]
     chart = pygal.HorizontalBar(
-        charts.chart_config(_("Top spenders"), value_formatter=_money_value, show_legend=False)
+        charts.chart_config(
+            _("Top spenders"), value_formatter=charts.money_label, show_legend=False
+        )
     )
     chart.x_labels = [row.label for row in rows]
-    chart.add(_("Spent"), [_yuan_float(row.cents) for row in rows])
+    chart.add(_("Spent"), [charts.yuan_float(row.cents) for row in rows])
     return chart
 
 
@@ -609,40 +570,17 @@ def chart_svg(name: str, analysis: Analysis) -> bytes:
 
 
 # -- export ------------------------------------------------------------------------------
-# The formula-injection guard and the CSV/Excel writers follow plugins/sales/reports.py
-# (plugins never import each other; a core helper would need the lead's agreement).
+# The file itself (formula-injection guard, CSV with BOM, .xlsx) is portal.exports'.
 
-FORMATS = ("csv", "xlsx")
 FORMAT_LABELS = {"csv": _l("CSV (UTF-8, opens in Excel)"), "xlsx": _l("Excel workbook (.xlsx)")}
-CSV_MIME = "text/csv; charset=utf-8"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-BOM = "\ufeff"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 EXPORT_TABLE = "daily_expense_analysis"
-
-
-def safe_text(value: str) -> str:
-    """Text a spreadsheet will not run: a leading =, +, -, @, tab or line break, after
-    any spaces and in full width too, gets a single quote in front (OWASP's advice)."""
-    if value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-@dataclass(frozen=True)
-class Column:
-    heading: Any
-    kind: str = "text"  # text, int, money (fen), percent
-    width: int = 14
-
 
 EXPORT_COLUMNS = [
     Column(_l("Group"), width=12),
     Column(_l("Name"), width=26),
     Column(_l("Category"), width=18),
     Column(_l("Spent"), "money"),
-    Column(_l("Lines"), "int", 8),
+    Column(_l("Number of lines"), "int", 8),
     Column(_l("Budget"), "money"),
     Column(_l("Spent in budgeted months"), "money"),
     Column(_l("Budget used, percent"), "percent", 10),
@@ -727,77 +665,7 @@ def record_export(analysis: Analysis, fmt: str, rows: int) -> AuditEvent:
 
 
 def export_filename(fmt: str) -> str:
-    stamp = utcnow().astimezone(portal_zone()).strftime("%Y-%m-%d")
-    return f"expense-analysis-{stamp}.{fmt}"
-
-
-def _cell_text(kind: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if kind == "money":
-        return str(yuan(value))
-    if kind in ("int", "percent"):
-        return str(value)
-    return safe_text(str(value))
-
-
-def csv_bytes(rows: list[tuple[Any, ...]]) -> bytes:
-    """The table as CSV: a UTF-8 BOM (Excel then reads Chinese), headings, rows."""
-    buffer = io.StringIO()
-    buffer.write(BOM)
-    writer = csv.writer(buffer)
-    writer.writerow([safe_text(str(column.heading)) for column in EXPORT_COLUMNS])
-    kinds = [column.kind for column in EXPORT_COLUMNS]
-    for row in rows:
-        writer.writerow([_cell_text(kind, value) for kind, value in zip(kinds, row, strict=True)])
-    return buffer.getvalue().encode("utf-8")
-
-
-def xlsx_file(rows: list[tuple[Any, ...]]) -> Any:
-    """The table as a workbook in a spooled file: text always a string cell (never a
-    formula), money and counts typed numbers."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("Expense analysis")[:31])
-    for index, column in enumerate(EXPORT_COLUMNS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = column.width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-
-    def text(value: str, font: Any = None) -> Any:
-        cell = WriteOnlyCell(sheet, value=ILLEGAL_XML.sub("", safe_text(value)))
-        cell.data_type = "s"
-        if font is not None:
-            cell.font = font
-        return cell
-
-    def typed(kind: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if kind == "money":
-            cell = WriteOnlyCell(sheet, value=yuan(value))
-            cell.number_format = "#,##0.00"
-            return cell
-        if kind == "int":
-            return value
-        if kind == "percent":
-            cell = WriteOnlyCell(sheet, value=float(value))
-            cell.number_format = "0.0"
-            return cell
-        return text(str(value))
-
-    sheet.append([text(str(column.heading), bold) for column in EXPORT_COLUMNS])
-    kinds = [column.kind for column in EXPORT_COLUMNS]
-    for row in rows:
-        sheet.append([typed(kind, value) for kind, value in zip(kinds, row, strict=True)])
-    handle = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
-    workbook.save(handle)
-    handle.seek(0)
-    return handle
+    return exports.dated_filename("expense-analysis", fmt)
 
 
 # -- budgets -----------------------------------------------------------------------------
@@ -819,10 +687,14 @@ def budget_statement(
             ExpenseBudget.id,
         )
     )
+    # A year or team from the query string that cannot be one (?year=99999999999999999999
+    # overflows the database's integer) lists nothing rather than failing.
     if year:
-        statement = statement.where(ExpenseBudget.year == year)
+        known = EARLIEST_YEAR <= year <= LATEST_YEAR
+        statement = statement.where(ExpenseBudget.year == year if known else sa.false())
     if unit_id:
-        statement = statement.where(ExpenseBudget.unit_id == unit_id)
+        known = unit_id in {unit.id for unit in units}
+        statement = statement.where(ExpenseBudget.unit_id == unit_id if known else sa.false())
     return statement
 
 

@@ -16,12 +16,12 @@ from wtforms import DecimalField, IntegerField, SelectField
 from wtforms.fields import MonthField
 from wtforms.validators import InputRequired, Optional
 
+from portal.exports import FORMATS
 from portal.money import MAX_AMOUNT_CENTS, to_cents
 
 from .expense_reports import (
     EARLIEST_YEAR,
     FORMAT_LABELS,
-    FORMATS,
     LATEST_YEAR,
     MAX_MONTHS,
     Filters,
@@ -149,6 +149,9 @@ def _amount_cents(field: Any) -> int | None:
         return None
     if abs(field.data) > Decimal(MAX_AMOUNT_CENTS) / 100:
         field.errors.append(_("That amount is too large."))
+        return None
+    if field.data != field.data.quantize(Decimal("0.01")):  # to_cents would round it
+        field.errors.append(_("At most two decimals (fen)."))
         return None
     try:
         cents = to_cents(field.data)

@@ -19,15 +19,16 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal import exports
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import page_args, paginate
+from portal.loops import charts
 from portal.loops.service import local_today
 from portal.org.services import ValidationFailed
 from portal.scoping import people_in_scope
@@ -103,10 +104,7 @@ def chart(name: str) -> Any:
     if not form.validate():
         return Response("invalid filters", status=422, mimetype="text/plain")
     analysis = reports.build_analysis(current_user, form.filters(local_today()), units)
-    response = Response(reports.chart_svg(name, analysis), mimetype="image/svg+xml")
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return _private(response)
+    return charts.svg_response(reports.chart_svg(name, analysis))
 
 
 def export_response(analysis: reports.Analysis, fmt: str) -> Response:
@@ -115,19 +113,15 @@ def export_response(analysis: reports.Analysis, fmt: str) -> Response:
     rows = reports.export_rows(analysis)
     reports.record_export(analysis, fmt, len(rows))
     db.session.commit()
-    filename = reports.export_filename(fmt)
-    if fmt == "csv":
-        response = Response(reports.csv_bytes(rows), mimetype=reports.CSV_MIME)
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    else:
-        response = send_file(
-            reports.xlsx_file(rows),
-            mimetype=reports.XLSX_MIME,
-            as_attachment=True,
-            download_name=filename,
-        )
+    response = exports.download(
+        fmt,
+        reports.EXPORT_COLUMNS,
+        rows,
+        reports.export_filename(fmt),
+        title=_("Expense analysis"),
+    )
     response.headers["X-Export-Rows"] = str(len(rows))
-    return _private(response)
+    return response
 
 
 @bp.post(PREFIX + "/export")

@@ -15,7 +15,6 @@ from typing import Any
 import pygal
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
     redirect,
@@ -30,7 +29,7 @@ from flask_login import current_user
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import id_arg, like_pattern, paginate
-from portal.loops.charts import chart_config, render_svg
+from portal.loops.charts import chart_config, render_svg, svg_response
 from portal.loops.errors import REFUSALS, refusal_of
 from portal.models import as_utc, utcnow
 from portal.org.services import ValidationFailed
@@ -402,8 +401,4 @@ def trends_chart(name: str) -> Any:
     if builder is None:
         abort(404)
     found = service.trends(current_user, utcnow(), _trend_kind())
-    response = Response(render_svg(builder(found)), mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return response
+    return svg_response(render_svg(builder(found)))

@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl, urlencode
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Response,
     flash,
     redirect,
     render_template,
@@ -32,6 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from portal.auth.permissions import require_permission
 from portal.extensions import db
 from portal.listing import id_arg, page_args, paginate
+from portal.loops.charts import svg_response
 from portal.loops.service import local_today
 from portal.money import yuan
 from portal.org.services import ValidationFailed
@@ -477,11 +477,7 @@ def funnel() -> Any:
 def funnel_chart() -> Any:
     """The funnel page's chart as an SVG image, for the same selection."""
     result, _choices, _period = _funnel_result(request.args)
-    response = Response(pipeline.funnel_svg(result), mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return response
+    return svg_response(pipeline.funnel_svg(result))
 
 
 @bp.app_template_global()

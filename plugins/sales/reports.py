@@ -26,10 +26,6 @@ owner (``portal.scoping.scoped``), exactly as lists, details and the API.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,14 +39,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import aliased
 
+from portal import exports
 from portal.audit.models import AuditEvent
 from portal.audit.recorder import record_access
 from portal.auth.models import User
+from portal.exports import FORMATS, Column
 from portal.extensions import db
 from portal.loops import charts, metrics
+from portal.loops.metrics import UnitChoice, bucket_case, in_unit
 from portal.loops.service import local_midnight, local_today, portal_zone
-from portal.models import as_utc, utcnow
-from portal.money import format_money, yuan
+from portal.money import yuan
 from portal.org.models import OrgUnit
 from portal.scoping import scoped
 
@@ -290,22 +288,10 @@ class Report:
     unit_id: int | None = None
 
 
-@dataclass(frozen=True)
-class UnitChoice:
-    id: int
-    name: str
-    path: str
-    depth: int
-
-
 def visible_units(viewer: User) -> list[UnitChoice]:
     """The units the viewer may see team rows of and filter by (the core's rule: all
     for a manager, the subtrees a supervisor leads, a salesperson's own unit)."""
-    rows = metrics.visible_units(viewer)
-    top = min((row.path.count("/") for row in rows), default=0)
-    return [
-        UnitChoice(row.id, row.name, row.path, min(row.path.count("/") - top, 5)) for row in rows
-    ]
+    return metrics.unit_choices(viewer)
 
 
 def _to_int(value: Any) -> int:
@@ -318,34 +304,10 @@ def weighted_cents(cents_times_percent: int) -> int:
     return (cents_times_percent + 50) // 100
 
 
-def _bucket_case(column: Any, edges: tuple[Any, ...]) -> Any:
-    """The bucket index of ``column`` as a CASE nested as a binary search over the
-    edges (dates or UTC instants), NULL outside them: portable, a few comparisons a row."""
-
-    def search(low: int, high: int) -> Any:
-        if high - low == 1:
-            return sa.literal(low, sa.Integer)
-        middle = (low + high) // 2
-        return sa.case((column < edges[middle], search(low, middle)), else_=search(middle, high))
-
-    inside = sa.and_(column >= edges[0], column < edges[-1])
-    return sa.case((inside, search(0, len(edges) - 1)), else_=None)
-
-
-def _in_unit(owner: Any, unit_path: str | None) -> Any:
-    """Owners in the subtree of the unit with ``unit_path`` (a filter on top of the scope)."""
-    members = (
-        sa.select(User.id)
-        .join(OrgUnit, User.unit_id == OrgUnit.id)
-        .where(OrgUnit.path.startswith(unit_path, autoescape=True))
-    )
-    return owner.in_(members)
-
-
 def _restrict(statement: sa.Select, model: Any, viewer: User, unit_path: str | None) -> sa.Select:
     statement = scoped(statement, model, viewer)
     if unit_path:
-        statement = statement.where(_in_unit(model.owner_id, unit_path))
+        statement = statement.where(in_unit(model.owner_id, unit_path))
     return statement
 
 
@@ -356,7 +318,7 @@ def _owner_key(model: Any) -> Any:
 
 
 def _orders(viewer: User, period: ReportPeriod, unit_path: str | None) -> list[sa.Row]:
-    bucket = _bucket_case(Contract.signed_on, period.days)
+    bucket = bucket_case(Contract.signed_on, period.days)
     statement = sa.select(
         _owner_key(Contract).label("owner"),
         bucket.label("bucket"),
@@ -377,7 +339,7 @@ def _collected(viewer: User, period: ReportPeriod, unit_path: str | None) -> lis
     statement = (
         sa.select(
             _owner_key(Contract).label("owner"),
-            _bucket_case(paid_at, edges).label("bucket"),
+            bucket_case(paid_at, edges).label("bucket"),
             sa.func.coalesce(sa.func.sum(PaymentInstalment.paid_cents), 0).label("cents"),
         )
         .select_from(PaymentInstalment)
@@ -459,7 +421,7 @@ def _closed_deals(viewer: User, period: ReportPeriod, unit_path: str | None) -> 
     won = Opportunity.status == "won"
     statement = sa.select(
         _owner_key(Opportunity).label("owner"),
-        _bucket_case(closed_at, edges).label("bucket"),
+        bucket_case(closed_at, edges).label("bucket"),
         sa.func.coalesce(sa.func.sum(sa.case((won, 1), else_=0)), 0).label("won"),
         sa.func.coalesce(sa.func.sum(sa.case((won, 0), else_=1)), 0).label("lost"),
         sa.func.coalesce(sa.func.sum(sa.case((won, Opportunity.amount_cents), else_=0)), 0).label(
@@ -564,48 +526,40 @@ def _team_rows(
 # -- charts ----------------------------------------------------------------------------------
 
 
-def _money_value(value: float | None) -> str:
-    return "" if value is None else format_money(round(value * 100))
-
-
-def _yuan_float(cents: int) -> float:
-    return float(yuan(cents))
-
-
 def _trend_chart(report: Report) -> pygal.Graph:
     rows = report.series
     chart = pygal.Bar(
         charts.chart_config(
             _("Orders and money collected"),
-            value_formatter=_money_value,
+            value_formatter=charts.money_label,
             show_minor_x_labels=len(rows) <= 16,
             x_labels_major_every=max(1, len(rows) // 8),
         )
     )
     chart.x_labels = [row.label for row in rows]
-    chart.add(_("Orders (signed)"), [_yuan_float(row.orders_cents) for row in rows])
-    chart.add(_("Collected"), [_yuan_float(row.collected_cents) for row in rows])
+    chart.add(_("Orders (signed)"), [charts.yuan_float(row.orders_cents) for row in rows])
+    chart.add(_("Collected"), [charts.yuan_float(row.collected_cents) for row in rows])
     return chart
 
 
 def _people_chart(report: Report) -> pygal.Graph:
     rows = report.people[: charts.MAX_BARS]
-    chart = pygal.Bar(charts.chart_config(_("By person"), value_formatter=_money_value))
+    chart = pygal.Bar(charts.chart_config(_("By person"), value_formatter=charts.money_label))
     chart.x_labels = [row.label for row in rows]
-    chart.add(_("Orders (signed)"), [_yuan_float(row.orders_cents) for row in rows])
-    chart.add(_("Collected"), [_yuan_float(row.collected_cents) for row in rows])
-    chart.add(_("Overdue"), [_yuan_float(row.overdue_cents) for row in rows])
+    chart.add(_("Orders (signed)"), [charts.yuan_float(row.orders_cents) for row in rows])
+    chart.add(_("Collected"), [charts.yuan_float(row.collected_cents) for row in rows])
+    chart.add(_("Overdue"), [charts.yuan_float(row.overdue_cents) for row in rows])
     return chart
 
 
 def _aging_chart(report: Report) -> pygal.Graph:
     chart = pygal.Bar(
         charts.chart_config(
-            _("Receivables by age"), value_formatter=_money_value, show_legend=False
+            _("Receivables by age"), value_formatter=charts.money_label, show_legend=False
         )
     )
     chart.x_labels = [str(AGING_LABELS[name]) for name in AGING]
-    values = [_yuan_float(report.total.aging[name]) for name in AGING]
+    values = [charts.yuan_float(report.total.aging[name]) for name in AGING]
     chart.add(_("Outstanding"), values if any(values) else [])
     return chart
 
@@ -648,19 +602,9 @@ DATASET_TABLES = {
     "receivables": PaymentInstalment.__tablename__,
     "report": "sales_report",
 }
-FORMATS = ("csv", "xlsx")
 FORMAT_LABELS = {"csv": _l("CSV (UTF-8, opens in Excel)"), "xlsx": _l("Excel workbook (.xlsx)")}
 MAX_ROWS_CONFIG = "SALES_EXPORT_MAX_ROWS"
 DEFAULT_MAX_ROWS = 100_000
-CSV_MIME = "text/csv; charset=utf-8"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-BOM = "\ufeff"
-# A text cell starting with one of these is read as a formula by spreadsheet programs,
-# also after leading spaces, and in their full-width forms (a Chinese input method
-# types ＝ for =).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-# Characters an .xlsx file cannot hold (XML 1.0 control characters).
-ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FETCH_SIZE = 2000
 
 
@@ -671,16 +615,6 @@ def max_rows() -> int:
     except (TypeError, ValueError):
         value = DEFAULT_MAX_ROWS
     return max(1, value)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of an export: its heading and kind (text, int, money in fen, percent,
-    date, datetime, bool), which decides how CSV and Excel write it."""
-
-    heading: Any
-    kind: str = "text"
-    width: int = 14
 
 
 @dataclass
@@ -717,6 +651,11 @@ class Export:
     sheet_title: str
 
     @property
+    def trailer(self) -> str | None:
+        """The file's last line: what the cap left out, if it cut the export short."""
+        return self.capped_message if self.capped else None
+
+    @property
     def capped_message(self) -> str:
         return _(
             "Export stopped at %(cap)s rows (the limit); narrow the filters to get the rest.",
@@ -724,13 +663,11 @@ class Export:
         )
 
 
-def safe_text(value: str) -> str:
-    """Text a spreadsheet will not run: a leading =, +, -, @, tab or line break, after
-    any spaces and in full width too, gets a single quote in front (OWASP's CSV
-    injection advice)."""
-    if value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def _yes_no(value: bool | None) -> str | None:
+    """A yes/no column in the reader's language (an empty cell when not known)."""
+    if value is None:
+        return None
+    return _("Yes") if value else _("No")
 
 
 def _narrow(
@@ -738,7 +675,7 @@ def _narrow(
 ) -> sa.Select:
     statement = scoped(statement, model, viewer)
     if filters.unit:
-        statement = statement.where(_in_unit(owner, filters.unit.path))
+        statement = statement.where(in_unit(owner, filters.unit.path))
     if filters.owner_id:
         statement = statement.where(owner == filters.owner_id)
     return statement
@@ -802,9 +739,9 @@ def _customers(viewer: User, filters: ExportFilters, today: date) -> tuple[Any, 
         Column(_l("City")),
         Column(_l("Address"), width=30),
         Column(_l("Source")),
-        Column(_l("Qualified"), "bool", 10),
+        Column(_l("Qualified"), width=10),
         Column(_l("Credit risk"), width=10),
-        Column(_l("In the shared pool"), "bool", 10),
+        Column(_l("In the shared pool"), width=10),
         Column(_l("Last contact"), "datetime", 17),
         Column(_l("Next follow-up"), "datetime", 17),
         Column(_l("Created"), "datetime", 17),
@@ -826,9 +763,9 @@ def _customers(viewer: User, filters: ExportFilters, today: date) -> tuple[Any, 
             r[11],
             r[12],
             label("source", r[13]),
-            r[14],
+            _yes_no(r[14]),
             label("credit_risk", r[15]),
-            r[16],
+            _yes_no(r[16]),
             r[17],
             r[18],
             r[19],
@@ -1035,7 +972,7 @@ REPORT_COLUMNS = [
     Column(_l("Weighted pipeline"), "money"),
     Column(_l("Won"), "int", 8),
     Column(_l("Lost"), "int", 8),
-    Column(_l("Win rate (%)"), "percent", 10),
+    Column(_l("Win rate (%)"), "number", 10),
 ]
 
 
@@ -1121,7 +1058,6 @@ def prepare_export(
     capped = count > cap
     rows_written = min(count, cap)
     record_export(dataset, fmt, filters, rows_written, capped)
-    stamp = utcnow().astimezone(portal_zone()).strftime("%Y-%m-%d")
     return Export(
         dataset=dataset,
         format=fmt,
@@ -1130,8 +1066,8 @@ def prepare_export(
         count=rows_written,
         capped=capped,
         cap=cap,
-        filename=f"sales-{dataset}-{stamp}.{fmt}",
-        sheet_title=_sheet_title(str(DATASET_LABELS[dataset])),
+        filename=exports.dated_filename(f"sales-{dataset}", fmt),
+        sheet_title=str(DATASET_LABELS[dataset]),
     )
 
 
@@ -1151,108 +1087,6 @@ def record_export(
             "capped": capped,
         },
     )
-
-
-def _sheet_title(text: str) -> str:
-    return re.sub(r"[\[\]:*?/\\]", " ", text)[:31] or "Sheet1"
-
-
-def _local(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return as_utc(moment).astimezone(portal_zone())
-
-
-def csv_cell(kind: str, value: Any) -> str:
-    """One value as CSV text: numbers plain (1234.50), dates ISO, text made safe."""
-    if value is None:
-        return ""
-    if kind == "money":
-        return str(yuan(value))
-    if kind in ("int", "percent"):
-        return str(value)
-    if kind == "bool":
-        return _("Yes") if value else _("No")
-    if kind == "date":
-        return value.isoformat()
-    if kind == "datetime":
-        return _local(value).strftime("%Y-%m-%d %H:%M")
-    return safe_text(str(value))
-
-
-def csv_chunks(export: Export) -> Iterator[bytes]:
-    """The CSV file in chunks: a UTF-8 BOM first (Excel then reads Chinese correctly),
-    the headings, the rows, and a last line saying so if the cap cut it short."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write(BOM)
-    writer.writerow([safe_text(str(column.heading)) for column in export.columns])
-    kinds = [column.kind for column in export.columns]
-    for row in export.rows:
-        writer.writerow([csv_cell(kind, value) for kind, value in zip(kinds, row, strict=True)])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    if export.capped:
-        writer.writerow([export.capped_message])
-    yield buffer.getvalue().encode("utf-8")
-
-
-def xlsx_file(export: Export) -> Any:
-    """The workbook in a spooled temporary file (openpyxl's write-only mode: rows go
-    straight to disk). Text is always a string cell, never a formula; numbers and
-    dates are typed cells."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(export.sheet_title)
-    for index, column in enumerate(export.columns, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = column.width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-
-    def text(value: str, font: Any = None) -> Any:
-        cell = WriteOnlyCell(sheet, value=ILLEGAL_XML.sub("", safe_text(value)))
-        cell.data_type = "s"  # whatever it looks like, never a formula
-        if font is not None:
-            cell.font = font
-        return cell
-
-    def typed(kind: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if kind == "money":
-            cell = WriteOnlyCell(sheet, value=yuan(value))
-            cell.number_format = "#,##0.00"
-            return cell
-        if kind in ("int", "percent"):
-            return value
-        if kind == "bool":
-            return text(_("Yes") if value else _("No"))
-        if kind == "date":
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.number_format = "yyyy-mm-dd"
-            return cell
-        if kind == "datetime":
-            cell = WriteOnlyCell(sheet, value=_local(value).replace(tzinfo=None))
-            cell.number_format = "yyyy-mm-dd hh:mm"
-            return cell
-        return text(str(value))
-
-    sheet.append([text(str(column.heading), bold) for column in export.columns])
-    kinds = [column.kind for column in export.columns]
-    for row in export.rows:
-        sheet.append([typed(kind, value) for kind, value in zip(kinds, row, strict=True)])
-    if export.capped:
-        sheet.append([text(export.capped_message, bold)])
-    handle = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
-    workbook.save(handle)
-    handle.seek(0)
-    return handle
 
 
 # -- who can be filtered by --------------------------------------------------------------------

@@ -14,6 +14,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField
 from wtforms.validators import Optional
 
+from portal.exports import FORMATS
+
 from .reports import (
     BUCKET_LABELS,
     BUCKETS,
@@ -22,7 +24,6 @@ from .reports import (
     DEFAULT_PERIOD,
     EARLIEST_YEAR,
     FORMAT_LABELS,
-    FORMATS,
     LATEST_YEAR,
     MAX_PERIOD_DAYS,
     PERIOD_LABELS,

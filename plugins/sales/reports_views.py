@@ -17,13 +17,13 @@ from flask import (
     abort,
     render_template,
     request,
-    send_file,
-    stream_with_context,
 )
 from flask_login import current_user
 
+from portal import exports
 from portal.auth.permissions import require_permission
 from portal.extensions import db
+from portal.loops import charts
 from portal.loops.service import local_today
 from portal.scoping import people_in_scope
 
@@ -81,29 +81,21 @@ def chart(name: str) -> Any:
     report = reports.build_report(
         current_user, form.report_period(today), today, form.unit_id, units
     )
-    response = Response(reports.chart_svg(name, report), mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return response
+    return charts.svg_response(reports.chart_svg(name, report))
 
 
 def export_response(export: reports.Export) -> Response:
-    """The prepared export as a download: CSV streamed in chunks, Excel from a spooled
-    file. The audit event must be committed before this is called."""
-    if export.format == "csv":
-        response = Response(
-            stream_with_context(reports.csv_chunks(export)), mimetype=reports.CSV_MIME
-        )
-        response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
-    else:
-        response = send_file(
-            reports.xlsx_file(export),
-            mimetype=reports.XLSX_MIME,
-            as_attachment=True,
-            download_name=export.filename,
-        )
-    response.headers["Cache-Control"] = "private, no-store"
+    """The prepared export as a download (``portal.exports.download``: CSV streamed,
+    Excel from a spooled file), with its row count and cap in headers. The audit event
+    must be committed before this is called."""
+    response = exports.download(
+        export.format,
+        export.columns,
+        export.rows,
+        export.filename,
+        title=export.sheet_title,
+        trailer=export.trailer,
+    )
     response.headers["X-Export-Rows"] = str(export.count)
     if export.capped:
         response.headers["X-Export-Capped"] = str(export.cap)

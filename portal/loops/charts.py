@@ -17,9 +17,11 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pygal
+from flask import Response
 from flask_babel import gettext as _
 from pygal.style import Style
 
+from ..money import format_money, yuan
 from .metrics import MetricRow
 
 CHART_WIDTH = 640
@@ -65,6 +67,16 @@ def chart_config(title: str, **options: Any) -> pygal.Config:
     for key, value in options.items():
         setattr(config, key, value)
     return config
+
+
+def money_label(value: float | None) -> str:
+    """A chart's value formatter for amounts plotted in yuan: 1,234.50 as pages show it."""
+    return "" if value is None else format_money(round(value * 100))
+
+
+def yuan_float(cents: int | None) -> float:
+    """Whole fen as the float yuan pygal plots (None is 0)."""
+    return float(yuan(cents))
 
 
 def _percent(value: float | None) -> str:
@@ -195,6 +207,16 @@ def render_svg(chart: pygal.Graph) -> bytes:
     root = chart.render_tree()
     _strip(root)
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def svg_response(svg: bytes) -> Response:
+    """A chart as its own image response: never cached (it shows the viewer's data in
+    the viewer's language), so it varies on the session cookie and the language."""
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.vary.add("Cookie")
+    response.vary.add("Accept-Language")
+    return response
 
 
 def chart_svg(name: str, rows: list[MetricRow], group: str) -> bytes:

@@ -45,6 +45,7 @@ so bucketing is the same on every database and costs a few comparisons per item.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -258,6 +259,37 @@ def visible_units(viewer: User) -> list[sa.Row]:
     return list(db.session.execute(statement.limit(MAX_UNITS)))
 
 
+@dataclass(frozen=True)
+class UnitChoice:
+    """A unit a report may show a team row of or filter by; ``depth`` below the top
+    visible unit (at most 5), for indenting it in a list."""
+
+    id: int
+    name: str
+    path: str
+    depth: int
+
+
+def unit_choices(viewer: User) -> list[UnitChoice]:
+    """``visible_units`` as choices for a report's team filter and team rows."""
+    rows = visible_units(viewer)
+    top = min((row.path.count("/") for row in rows), default=0)
+    return [
+        UnitChoice(row.id, row.name, row.path, min(row.path.count("/") - top, 5)) for row in rows
+    ]
+
+
+def in_unit(owner: Any, unit_path: str) -> Any:
+    """A condition: ``owner`` (a user id column) is someone in the subtree of the unit
+    with ``unit_path``. A filter on top of the scope, never instead of it."""
+    members = (
+        sa.select(User.id)
+        .join(OrgUnit, User.unit_id == OrgUnit.id)
+        .where(OrgUnit.path.startswith(unit_path, autoescape=True))
+    )
+    return owner.in_(members)
+
+
 def _team_grouping(viewer: User) -> _Grouping | None:
     """Group by unit subtree through a small VALUES table (a CTE) of (unit, visible
     ancestor) pairs built from the unit paths: an equality join, each item counted once
@@ -310,23 +342,25 @@ def unindexed(column: Any) -> Any:
     return column.op("||")(sa.literal_column("''"))
 
 
-def _bucket_of(period: Period) -> Any:
-    """The bucket index of ``created_at`` as a CASE nested as a binary search over the
-    edges (a handful of comparisons per row even for 150 weekly buckets); NULL outside
-    the period. Portable: no date functions, the edges are plain UTC parameters."""
-    edges = period.edges
+def bucket_case(column: Any, edges: Sequence[Any]) -> Any:
+    """The bucket index of ``column`` as a CASE nested as a binary search over the
+    ascending ``edges`` (dates or UTC instants; bucket i is edges[i] <= value <
+    edges[i + 1]): a handful of comparisons per row even for 150 weekly buckets, NULL
+    outside them. Portable: no date functions, the edges are plain parameters."""
 
     def search(low: int, high: int) -> Any:  # buckets low..high-1
         if high - low == 1:
             return sa.literal(low, sa.Integer)
         middle = (low + high) // 2
-        return sa.case(
-            (LoopItem.created_at < edges[middle], search(low, middle)),
-            else_=search(middle, high),
-        )
+        return sa.case((column < edges[middle], search(low, middle)), else_=search(middle, high))
 
-    inside = sa.and_(LoopItem.created_at >= edges[0], LoopItem.created_at < edges[-1])
+    inside = sa.and_(column >= edges[0], column < edges[-1])
     return sa.case((inside, search(0, len(edges) - 1)), else_=None)
+
+
+def _bucket_of(period: Period) -> Any:
+    """The bucket index of a loop item's ``created_at`` in the period."""
+    return bucket_case(LoopItem.created_at, period.edges)
 
 
 def _grouping(group: str | None, viewer: User, period: Period) -> _Grouping | None:

@@ -24,7 +24,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_babel import format_timedelta
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -620,11 +620,7 @@ def chart(name: str) -> Any:
     _builder, time_series = charts.CHARTS[name]
     group = "time" if time_series else query.group
     rows = metrics.loop_metrics(current_user, query.period, group, now)
-    response = Response(charts.chart_svg(name, rows, group), mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return response
+    return charts.svg_response(charts.chart_svg(name, rows, group))
 
 
 @bp.app_template_global()

@@ -633,3 +633,42 @@ def test_p6_1_a_new_installation_is_not_a_month_of_absences(
     ).all()
     assert sorted(row.day.day for row in wang) == [29, 30]  # Thursday and Friday
     assert {row.status for row in wang} == {"absent"}
+
+
+def test_p6_1_leave_approved_after_month_end_recounts_the_closed_month(
+    app: Any, people: dict[str, int]
+) -> None:
+    """Leave approved (or a correction) for days of a month already closed: the month's
+    record follows its days (absence and deduction fall), unless the month is locked."""
+    november_first = local(date(2026, 11, 2), 10)
+    with app.app_context(), acting_as("test"):
+        worked(people["wang"], date(2026, 10, 1), (8, 55), (18, 0))  # the clock is in use
+        attendance.run_attendance_sweep(now=november_first)
+        db.session.commit()
+
+        def zhao_month() -> AttendanceMonth:
+            db.session.expire_all()
+            return db.session.scalars(
+                sa.select(AttendanceMonth).where(
+                    AttendanceMonth.owner_id == people["zhao"], AttendanceMonth.month == 10
+                )
+            ).one()
+
+        before = zhao_month()
+        absent, deduction = before.absence_half_days, before.appraisal_deduction
+        assert absent == 44 and deduction > 0
+        add_leave(people["zhao"], date(2026, 10, 12), date(2026, 10, 16))
+        attendance.reclassify(
+            people["zhao"], date(2026, 10, 12), date(2026, 10, 16), now=november_first
+        )
+        db.session.commit()
+        after = zhao_month()
+        assert (after.absence_half_days, after.leave_half_days) == (absent - 10, 10)
+        # A locked month stays as it was.
+        lock(2026, 10, people["hr"], november_first)
+        add_leave(people["zhao"], date(2026, 10, 19), date(2026, 10, 19))
+        attendance.reclassify(
+            people["zhao"], date(2026, 10, 19), date(2026, 10, 19), now=november_first
+        )
+        db.session.commit()
+        assert zhao_month().absence_half_days == absent - 10

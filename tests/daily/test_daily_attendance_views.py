@@ -134,7 +134,8 @@ def test_p6_1_check_in_through_the_api(
 def test_p6_1_corrections_page_cap_too_far_back_and_locked(
     app: Any, client: Any, login: Any, people: dict[str, int]
 ) -> None:
-    yesterday = local_today() - timedelta(days=1)
+    with app.app_context():  # the portal's today (Asia/Shanghai), not UTC's
+        yesterday = local_today() - timedelta(days=1)
     login(client, "li")
     form = {"day": yesterday.isoformat(), "kind": "in", "time": "09:02", "reason": "Phone died"}
     done = client.post("/daily/attendance/corrections", data=form)
@@ -181,7 +182,9 @@ def test_p6_1_corrections_through_the_api(
     app: Any, client: Any, api_token: Any, people: dict[str, int]
 ) -> None:
     headers = auth(api_token, "li")
-    yesterday = local_today() - timedelta(days=1)
+    with app.app_context():  # the portal's today (Asia/Shanghai), not UTC's
+        today = local_today()
+    yesterday = today - timedelta(days=1)
     body = {"day": yesterday.isoformat(), "kind": "out", "time": "18:01", "reason": "Forgot"}
     done = client.post("/api/v1/daily/punch-corrections", json=body, headers=headers)
     assert done.status_code == 201 and done.json["status"] == "pending"
@@ -190,7 +193,7 @@ def test_p6_1_corrections_through_the_api(
     assert twice.status_code == 409
     today = client.post(
         "/api/v1/daily/punch-corrections",
-        json={**body, "day": local_today().isoformat()},
+        json={**body, "day": today.isoformat()},
         headers=headers,
     )
     assert today.status_code == 422 and "day" in today.json["error"]["fields"]

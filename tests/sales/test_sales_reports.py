@@ -23,6 +23,7 @@ from plugins.sales.models import (
     PaymentInstalment,
     Quotation,
 )
+from portal import exports
 from portal.audit.models import AuditEvent
 from portal.audit.recorder import acting_as
 from portal.auth.models import Role, RolePermission, User
@@ -518,7 +519,7 @@ def test_p6_3_formula_injection_is_neutralised_in_csv_and_xlsx(
     assert "021-5555" in {row[5] for row in csv_rows[1:]}  # only formula starts get a quote
     response = client.post("/sales/reports/export", data={"dataset": "customers", "format": "xlsx"})
     assert response.status_code == 200
-    assert response.mimetype == reports.XLSX_MIME
+    assert response.mimetype == exports.XLSX_MIME
     sheet = load_workbook(io.BytesIO(response.data)).active
     cells = {cell.value: cell for row in sheet.iter_rows(min_row=2) for cell in row}
     formula = cells['\'=HYPERLINK("http://evil.example","click")']
@@ -724,32 +725,6 @@ def test_p6_3_a_salesperson_given_the_report_sees_only_their_own_numbers(
 
 
 # -- found in review -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        " =1+1",
-        "  +cmd|' /C calc'!A0",
-        '\u3000=HYPERLINK("x")',
-        "＝1+1",
-        "＋1",
-        "－1",
-        "＠SUM(A1)",
-        "\n=1",
-    ],
-)
-def test_p6_3_formula_injection_after_spaces_or_in_full_width_is_neutralised(text: str) -> None:
-    """Spreadsheet programs trim leading spaces and (with a Chinese input method) read
-    full-width ＝ ＋ － ＠ as their ASCII forms: those cells are quoted too."""
-    assert reports.safe_text(text) == "'" + text
-    assert reports.csv_cell("text", text) == "'" + text
-
-
-def test_p6_3_ordinary_text_and_numbers_are_not_quoted() -> None:
-    for text in ("上海电气", "021-5555-0101", "A-1", "Li = supervisor"):
-        assert reports.safe_text(text) == text
-    assert reports.csv_cell("money", -150) == "-1.50"  # a number, written as a number
 
 
 def test_p6_3_the_weighted_pipeline_rounds_half_a_fen_up_in_the_report_and_the_export(
