@@ -140,7 +140,7 @@ def test_strict_csp_and_no_console_errors(live_server: Any, page: Any, org: dict
     assert page.evaluate("getComputedStyle(document.querySelector('nav.navbar')).display") == "flex"
     expect(page.locator("nav.navbar")).to_have_css("background-color", "rgb(13, 110, 253)")
     # The dashboard widget arrives through htmx.
-    expect(page.locator(".widget-body").first).to_contain_text("Reports to")
+    expect(page.locator('[data-widget="organisation.my_place"]')).to_contain_text("Reports to")
 
     links = page.eval_on_selector_all(
         "[data-testid=main-nav] a[href]:not([href='#']), .dropdown-menu a.dropdown-item[href]",
@@ -161,7 +161,7 @@ def test_strict_csp_and_no_console_errors(live_server: Any, page: Any, org: dict
         assert page.console_errors == [], path
 
     page.goto(live_server.url + "/")
-    expect(page.locator(".widget-body").first).to_contain_text("Reports to")
+    expect(page.locator('[data-widget="organisation.my_place"]')).to_contain_text("Reports to")
     page.wait_for_load_state("networkidle")
     assert page.console_errors == []
     assert failed == []
@@ -222,7 +222,7 @@ def test_phone_viewport_navigation(live_server: Any, browser: Any, org: dict[str
     page = open_page(browser, device_scale_factor=2, **PHONE)
     try:
         log_in_page(page, live_server, "li")
-        expect(page.locator(".widget-body").first).to_contain_text("Shanghai")
+        expect(page.locator('[data-widget="organisation.my_place"]')).to_contain_text("Shanghai")
         toggler = page.locator(".navbar-toggler")
         expect(toggler).to_be_visible()
         expect(page.get_by_test_id("main-nav")).to_be_hidden()

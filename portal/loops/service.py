@@ -396,8 +396,12 @@ def _now(now: datetime | None) -> datetime:
 def portal_zone() -> tzinfo:
     """The company's time zone (``BABEL_DEFAULT_TIMEZONE``, the one pages show times
     in): a due *date* ends at midnight there, and "today", this week and the metrics'
-    weeks and months are its days. UTC outside an application."""
-    name = current_app.config.get("BABEL_DEFAULT_TIMEZONE") if has_app_context() else None
+    weeks and months are its days. Outside an application (a script, a test's own
+    arithmetic) the default configuration's zone, so both count the same days."""
+    if has_app_context():
+        name = current_app.config.get("BABEL_DEFAULT_TIMEZONE")
+    else:
+        from ..config import BABEL_DEFAULT_TIMEZONE as name
     return ZoneInfo(name or "UTC")
 
 
