@@ -55,7 +55,6 @@ from .models import Holiday, PersonSchedule, PunchCorrection, WorkSchedule
 bp = Blueprint(
     "daily_attendance",
     __name__,
-    url_prefix="/attendance",
     template_folder="templates",
     static_folder="static",
     static_url_path="/attendance/static",

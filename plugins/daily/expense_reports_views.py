@@ -45,7 +45,6 @@ from .expense_reports_forms import (
 bp = Blueprint(
     "daily_expense_reports",
     __name__,
-    url_prefix="/expenses/analysis",
     template_folder="templates",
 )
 # The core mounts a plugin's blueprints under /<plugin> (their url_prefix is not used),

@@ -39,7 +39,6 @@ from .models import ExpenseClaim, ExpenseLine
 bp = Blueprint(
     "daily_expenses",
     __name__,
-    url_prefix="/expenses",
     template_folder="templates",
     static_folder="static",
     static_url_path="/expenses/static",

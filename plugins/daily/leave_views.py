@@ -40,7 +40,7 @@ from .leave_forms import (
 )
 from .models import REQUEST_STATUSES, LeaveBalance, LeaveRequest, LeaveType
 
-bp = Blueprint("daily_leave", __name__, url_prefix="/leave", template_folder="templates")
+bp = Blueprint("daily_leave", __name__, template_folder="templates")
 
 STATUS_BADGES = {
     "pending": "text-bg-warning",

@@ -46,7 +46,7 @@ from .meetings_forms import (
 )
 from .models import MEETING_CADENCES, MEETING_STATUSES, Meeting
 
-bp = Blueprint("daily_meetings", __name__, url_prefix="/meetings", template_folder="templates")
+bp = Blueprint("daily_meetings", __name__, template_folder="templates")
 
 BLANK_AGENDA_ROWS = 3
 
