@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -42,13 +41,16 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTAL_QUIET_MIGRATIONS", "1")
 
 from benchmarks.inbox import (  # noqa: E402
-    PASSWORD,
-    StatementCounter,
+    add_company,
+    add_person,
+    add_region,
     bench_main,
     build_app,
+    insert_chunks,
     logged_in,
     measure,
     report,
+    time_requests,
 )
 
 REGIONS = ("north", "south", "east", "west")
@@ -56,7 +58,6 @@ TEAM_SIZE = 50
 CLAIMS = 20_000
 LINES_PER_CLAIM = 5
 WON_DEALS = 3_000
-CHUNK = 5_000
 CATEGORIES = ("meal", "hotel", "taxi", "travel", "entertainment", "office", "other")
 STATUSES = ("approved", "approved", "paid", "paid", "paid", "paid", "paid", "paid") + (
     "draft",
@@ -73,38 +74,21 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
     from portal.database import sync_registry, upgrade_schema
     from portal.extensions import db
     from portal.loops.service import local_today
-    from portal.org.services import create_user, save_unit
 
     rng = random.Random(7)
     with app.app_context(), acting_as("benchmark"):
         upgrade_schema()
         sync_registry()
 
-        def person(username: str, role: str, unit: int | None = None) -> int:
-            user = create_user(
-                username=username,
-                display_name=username.title(),
-                password=PASSWORD,
-                roles=[role],
-                unit_id=unit,
-            )
-            db.session.flush()
-            return user.id
-
-        manager = person("manager", "manager")
-        company = save_unit(None, "Company", "company", None, manager)
-        db.session.flush()
+        company = add_company(add_person("manager", "manager"))
         spenders: list[int] = []
         regions: list[int] = []
         for region in (*REGIONS, "quiet"):
-            supervisor = person(f"sup_{region}", "supervisor")
-            unit = save_unit(None, region.title(), "region", company.id, supervisor)
-            db.session.flush()
-            regions.append(unit.id)
-            team = save_unit(None, f"{region.title()} team", "team", unit.id, None)
-            db.session.flush()
+            supervisor = add_person(f"sup_{region}", "supervisor")
+            unit, team = add_region(region.title(), company, supervisor, f"{region.title()} team")
+            regions.append(unit)
             size = 2 if region == "quiet" else TEAM_SIZE
-            members = [person(f"{region}_{n:02d}", "salesperson", team.id) for n in range(size)]
+            members = [add_person(f"{region}_{n:02d}", "salesperson", team) for n in range(size)]
             if region != "quiet":
                 spenders += members
         db.session.commit()
@@ -127,7 +111,7 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                     "updated_at": submitted,
                 }
             )
-        insert_chunks(db, ExpenseClaim.__table__, claim_rows)
+        insert_chunks(ExpenseClaim.__table__, claim_rows)
         claims = list(db.session.execute(sa.select(ExpenseClaim.id, ExpenseClaim.owner_id)))
         line_rows = []
         for claim in claims:
@@ -148,7 +132,7 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                         "decision_reason": "",
                     }
                 )
-        insert_chunks(db, ExpenseLine.__table__, line_rows)
+        insert_chunks(ExpenseLine.__table__, line_rows)
         budget_rows = [
             {
                 "unit_id": unit_id,
@@ -159,12 +143,12 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                 "created_at": now,
                 "updated_at": now,
             }
-            for unit_id in (company.id, *regions)
+            for unit_id in (company, *regions)
             for year in (today.year - 1, today.year)
             for month in range(1, 13)
             for category in ("", "meal")
         ]
-        insert_chunks(db, ExpenseBudget.__table__, budget_rows)
+        insert_chunks(ExpenseBudget.__table__, budget_rows)
         won_rows = [
             {
                 "source": "sales",
@@ -174,50 +158,24 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
             }
             for number in range(1, WON_DEALS + 1)
         ]
-        insert_chunks(db, WonDeal.__table__, won_rows)
+        insert_chunks(WonDeal.__table__, won_rows)
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
         return {"lines": len(line_rows), "spender": spenders[0]}
-
-
-def insert_chunks(db: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        db.session.execute(table.insert(), rows[start : start + CHUNK])
-    db.session.commit()
 
 
 def measure_export(app: Any, client: Any, fmt: str, requests: int) -> dict[str, float]:
     """Like ``measure``, for the export's POST. The body is read and the response closed,
     as a browser does: the CSV is streamed (generated while it is sent, inside the
     request's context, which stays open until the response is closed)."""
-    from portal.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-    path, data = f"{BASE}/export", {"format": fmt}
 
     def download() -> Any:
-        response = client.post(path, data=data)
+        response = client.post(f"{BASE}/export", data={"format": fmt})
         response.get_data()
         response.close()
         return response
 
-    for _ in range(2):
-        assert download().status_code == 200, fmt
-    timings = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        response = download()
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (fmt, response.status_code)
-    with StatementCounter(engine) as counter:
-        download()
-    timings.sort()
-    return {
-        "median": statistics.median(timings),
-        "p95": timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))],
-        "statements": counter.count,
-    }
+    return time_requests(app, download, requests, fmt)
 
 
 def run(label: str, database_url: str, instance: Path, requests: int) -> None:

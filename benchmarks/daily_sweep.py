@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -46,17 +45,20 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTAL_QUIET_MIGRATIONS", "1")
 
 from benchmarks.inbox import (  # noqa: E402
-    PASSWORD,
     StatementCounter,
+    add_company,
+    add_person,
+    add_region,
     bench_main,
     build_app,
+    figures,
+    insert_chunks,
     report,
     reset_postgres,
 )
 
 SIZES = (50, 500)  # the first is the baseline
 TEAM_SIZE = 24
-CHUNK = 5_000
 SWEEP_ACTOR = "job:daily.attendance_sweep"
 
 
@@ -81,7 +83,6 @@ def populate(app: Any, size: int) -> dict[str, Any]:
     from portal.auth.models import User
     from portal.database import sync_registry, upgrade_schema
     from portal.extensions import db
-    from portal.org.services import create_user, save_unit
     from portal.rules.service import rules
 
     rng = random.Random(size)
@@ -90,30 +91,14 @@ def populate(app: Any, size: int) -> dict[str, Any]:
         sync_registry()
         rules().refresh(force=True)
 
-        def person(username: str, role: str, unit: int | None = None) -> int:
-            user = create_user(
-                username=username,
-                display_name=username.title(),
-                password=PASSWORD,
-                roles=[role],
-                unit_id=unit,
-            )
-            db.session.flush()
-            return user.id
-
-        manager = person("manager", "manager")
-        company = save_unit(None, "Company", "company", None, manager)
-        db.session.flush()
+        company = add_company(add_person("manager", "manager"))
         count, region = 1, 0
         while count < size:
-            supervisor = person(f"sup_{region:02d}", "supervisor")
-            unit = save_unit(None, f"Region {region}", "region", company.id, supervisor)
-            db.session.flush()
-            team = save_unit(None, f"Team {region}", "team", unit.id, None)
-            db.session.flush()
+            supervisor = add_person(f"sup_{region:02d}", "supervisor")
+            _, team = add_region(f"Region {region}", company, supervisor, f"Team {region}")
             count += 1
             for number in range(min(TEAM_SIZE, size - count)):
-                person(f"sales_{region:02d}_{number:02d}", "salesperson", team.id)
+                add_person(f"sales_{region:02d}_{number:02d}", "salesperson", team)
                 count += 1
             region += 1
         moment, first, last = month_end_instant()
@@ -156,9 +141,7 @@ def populate(app: Any, size: int) -> dict[str, Any]:
             day += timedelta(days=1)
         columns = {column.name for column in AttendanceDay.__table__.columns}
         rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
-        for start in range(0, len(rows), CHUNK):
-            db.session.execute(AttendanceDay.__table__.insert(), rows[start : start + CHUNK])
-        db.session.commit()
+        insert_chunks(AttendanceDay.__table__, rows)
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
         return {"people": len(people), "punch_days": len(rows), "now": moment}
@@ -215,13 +198,9 @@ def measure_size(
         db.engine.dispose()
     return {
         "size": size,
-        "runs": {
-            "median": statistics.median(timings),
-            "p95": timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))],
-            "statements": statements,
-        },
-        "committed": {"median": committed, "p95": committed, "statements": committed_statements},
-        "again": {"median": again, "p95": again, "statements": again_statements},
+        "runs": figures(timings, statements),
+        "committed": figures([committed], committed_statements),
+        "again": figures([again], again_statements),
         "result": result,
         "final": final,
     }

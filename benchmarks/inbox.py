@@ -77,42 +77,76 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def add_person(username: str, role: str, unit: int | None = None) -> int:
+    """An account of the benchmark (password ``PASSWORD``) made through the services, in
+    an app context; flushed, its id."""
+    from portal.extensions import db
+    from portal.org.services import create_user
+
+    user = create_user(
+        username=username,
+        display_name=username.title(),
+        password=PASSWORD,
+        roles=[role],
+        unit_id=unit,
+    )
+    db.session.flush()
+    return user.id
+
+
+def add_region(name: str, parent: int, supervisor: int, team_name: str) -> tuple[int, int]:
+    """A region led by ``supervisor`` under ``parent``, with one team (no leader of its
+    own) in it: the region's id and the team's."""
+    from portal.extensions import db
+    from portal.org.services import save_unit
+
+    region = save_unit(None, name, "region", parent, supervisor)
+    db.session.flush()
+    team = save_unit(None, team_name, "team", region.id, None)
+    db.session.flush()
+    return region.id, team.id
+
+
+def add_company(manager: int) -> int:
+    """The top unit, led by ``manager``: its id."""
+    from portal.extensions import db
+    from portal.org.services import save_unit
+
+    company = save_unit(None, "Company", "company", None, manager)
+    db.session.flush()
+    return company.id
+
+
+def insert_chunks(table: Any, rows: Sequence[dict[str, Any]], chunk: int = CHUNK) -> None:
+    """Core inserts of ``rows`` into ``table`` in chunks (fast, no ORM), committed."""
+    from portal.extensions import db
+
+    for start in range(0, len(rows), chunk):
+        db.session.execute(table.insert(), list(rows[start : start + chunk]))
+    db.session.commit()
+
+
 def populate(app: Any, now: datetime) -> dict[str, int]:
     """The organisation and the loop items (Core inserts in chunks: fast, no ORM)."""
     from portal.audit.recorder import acting_as
     from portal.database import sync_registry, upgrade_schema
     from portal.extensions import db
     from portal.loops.models import LoopItem
-    from portal.org.services import create_user, save_unit
 
     rng = random.Random(4)
     with app.app_context(), acting_as("benchmark"):
         upgrade_schema()
         sync_registry()
-
-        def person(username: str, role: str, unit: int | None = None) -> int:
-            user = create_user(
-                username=username,
-                display_name=username.title(),
-                password=PASSWORD,
-                roles=[role],
-                unit_id=unit,
-            )
-            db.session.flush()
-            return user.id
-
-        ids: dict[str, int] = {"manager": person("manager", "manager")}
-        company = save_unit(None, "Company", "company", None, ids["manager"])
-        db.session.flush()
+        ids: dict[str, int] = {"manager": add_person("manager", "manager")}
+        company = add_company(ids["manager"])
         teams = {}
         for region in ("north", "south"):
-            ids[f"sup_{region}"] = person(f"sup_{region}", "supervisor")
-            unit = save_unit(None, region.title(), "region", company.id, ids[f"sup_{region}"])
-            db.session.flush()
-            team = save_unit(None, f"{region.title()} team", "team", unit.id, None)
-            db.session.flush()
+            ids[f"sup_{region}"] = add_person(f"sup_{region}", "supervisor")
+            _, team = add_region(
+                region.title(), company, ids[f"sup_{region}"], f"{region.title()} team"
+            )
             teams[region] = [
-                person(f"{region}_{n:02d}", "salesperson", team.id) for n in range(TEAM_SIZE)
+                add_person(f"{region}_{n:02d}", "salesperson", team) for n in range(TEAM_SIZE)
             ]
         db.session.commit()
         ids["busy"], ids["idle"] = teams["north"][0], teams["north"][1]
@@ -154,10 +188,7 @@ def populate(app: Any, now: datetime) -> dict[str, int]:
             item(rng.choice(everyone), "verified", ids["manager"], (130, 1100))
             for _ in range(HISTORY_ITEMS)
         ]
-        table = LoopItem.__table__
-        for start in range(0, len(rows), CHUNK):
-            db.session.execute(table.insert(), rows[start : start + CHUNK])
-        db.session.commit()
+        insert_chunks(LoopItem.__table__, rows)
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text("ANALYZE"))
             db.session.commit()
@@ -185,27 +216,41 @@ class StatementCounter:
         sa.event.remove(self.engine, "before_cursor_execute", self)
 
 
-def measure(app: Any, client: Any, path: str, requests: int) -> dict[str, float]:
+def figures(timings: list[float], statements: int) -> dict[str, float]:
+    """Median and p95 of ``timings`` (milliseconds) with the SQL statements of one run:
+    a row of ``report``."""
+    timings = sorted(timings)
+    return {
+        "median": statistics.median(timings),
+        "p95": timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))],
+        "statements": statements,
+    }
+
+
+def time_requests(app: Any, send: Callable[[], Any], requests: int, what: str) -> dict[str, float]:
+    """``send()`` (one request, answering 200) warmed up three times (templates, rule
+    files, the statement cache), then timed ``requests`` times; the SQL statements of one
+    more."""
     from portal.extensions import db
 
     with app.app_context():
         engine = db.engine
-    for _ in range(3):  # warm caches (templates, rule files, the statement cache)
-        assert client.get(path).status_code == 200, path
+    for _ in range(3):
+        assert send().status_code == 200, what
     timings = []
     for _ in range(requests):
         started = time.perf_counter()
-        response = client.get(path)
+        response = send()
         timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (path, response.status_code)
+        assert response.status_code == 200, (what, response.status_code)
     with StatementCounter(engine) as counter:
-        client.get(path)
-    timings.sort()
-    return {
-        "median": statistics.median(timings),
-        "p95": timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))],
-        "statements": counter.count,
-    }
+        send()
+    return figures(timings, counter.count)
+
+
+def measure(app: Any, client: Any, path: str, requests: int) -> dict[str, float]:
+    """A page (GET ``path``) timed for ``client``'s person."""
+    return time_requests(app, lambda: client.get(path), requests, path)
 
 
 def logged_in(app: Any, username: str) -> Any:

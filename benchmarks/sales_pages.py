@@ -40,9 +40,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTAL_QUIET_MIGRATIONS", "1")
 
 from benchmarks.inbox import (  # noqa: E402
-    PASSWORD,
+    add_company,
+    add_person,
+    add_region,
     bench_main,
     build_app,
+    insert_chunks,
     logged_in,
     measure,
     report,
@@ -55,7 +58,6 @@ OPPORTUNITIES = 20_000
 COMPLAINTS = 5_000
 TEAM_SIZE = 20
 BUSY_CUSTOMERS = 2_500
-CHUNK = 5_000
 INDUSTRIES = ["manufacturing", "retail", "healthcare", "education", "logistics", "energy"]
 REGIONS = ["East", "South", "North", "West"]
 
@@ -68,36 +70,20 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
     from portal.audit.recorder import acting_as
     from portal.database import sync_registry, upgrade_schema
     from portal.extensions import db
-    from portal.org.services import create_user, save_unit
 
     rng = random.Random(5)
     with app.app_context(), acting_as("benchmark"):
         upgrade_schema()
         sync_registry()
 
-        def person(username: str, role: str, unit: int | None = None) -> int:
-            user = create_user(
-                username=username,
-                display_name=username.title(),
-                password=PASSWORD,
-                roles=[role],
-                unit_id=unit,
-            )
-            db.session.flush()
-            return user.id
-
-        ids: dict[str, Any] = {"manager": person("manager", "manager")}
-        company = save_unit(None, "Company", "company", None, ids["manager"])
-        db.session.flush()
+        ids: dict[str, Any] = {"manager": add_person("manager", "manager")}
+        company = add_company(ids["manager"])
         sellers: list[int] = []
         for region in ("north", "south"):
-            supervisor = person(f"sup_{region}", "supervisor")
-            unit = save_unit(None, region.title(), "region", company.id, supervisor)
-            db.session.flush()
-            team = save_unit(None, f"{region.title()} team", "team", unit.id, None)
-            db.session.flush()
+            supervisor = add_person(f"sup_{region}", "supervisor")
+            _, team = add_region(region.title(), company, supervisor, f"{region.title()} team")
             sellers += [
-                person(f"{region}_{n:02d}", "salesperson", team.id) for n in range(TEAM_SIZE)
+                add_person(f"{region}_{n:02d}", "salesperson", team) for n in range(TEAM_SIZE)
             ]
         db.session.commit()
         busy, empty = sellers[0], sellers[TEAM_SIZE - 1]
@@ -139,7 +125,7 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                     "updated_at": created,
                 }
             )
-        insert_chunks(db, Customer.__table__, customer_rows)
+        insert_chunks(Customer.__table__, customer_rows)
         customers = list(
             db.session.execute(sa.select(Customer.id, Customer.owner_id).order_by(Customer.id))
         )
@@ -174,7 +160,7 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
             }
             for n in range(400)
         ]
-        insert_chunks(db, Activity.__table__, activity_rows)
+        insert_chunks(Activity.__table__, activity_rows)
 
         opportunity_rows = []
         for number in range(OPPORTUNITIES):
@@ -199,7 +185,7 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                     "updated_at": created,
                 }
             )
-        insert_chunks(db, Opportunity.__table__, opportunity_rows)
+        insert_chunks(Opportunity.__table__, opportunity_rows)
 
         complaint_rows = []
         for number in range(COMPLAINTS):
@@ -220,17 +206,11 @@ def populate(app: Any, now: datetime) -> dict[str, Any]:
                     "updated_at": received,
                 }
             )
-        insert_chunks(db, Feedback.__table__, complaint_rows)
+        insert_chunks(Feedback.__table__, complaint_rows)
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
         ids["busy"], ids["empty"] = busy, empty
     return ids
-
-
-def insert_chunks(db: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        db.session.execute(table.insert(), rows[start : start + CHUNK])
-    db.session.commit()
 
 
 def run(label: str, database_url: str, instance: Path, requests: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,11 @@ class StoredFile:
     content_type: str
     size: int
     sha256: str  # the same file uploaded twice has the same digest (duplicate receipts)
+
+    def columns(self) -> dict[str, Any]:
+        """The attachment row's values for this file (``filename``, ``stored_name``,
+        ``content_type``, ``size``, ``sha256``): ``Receipt(**stored.columns(), ...)``."""
+        return asdict(self)
 
 
 def upload_folder(area: str) -> Path:

@@ -502,11 +502,7 @@ def _attach(line: ExpenseLine, stored: list[StoredFile], actor: User) -> None:
     for item in stored:
         line.receipts.append(
             ExpenseReceipt(
-                filename=item.filename,
-                stored_name=item.stored_name,
-                content_type=item.content_type,
-                size=item.size,
-                sha256=item.sha256,
+                **item.columns(),
                 uploaded_by_id=actor.id,
                 uploaded_at=now,
             )
@@ -802,35 +798,29 @@ def submit_claim(claim: ExpenseClaim, actor: User, now: datetime | None = None) 
         raise ValidationFailed({"lines": refused})
     facts = approval_facts(claim, checks)
     previous = approval_of(claim)
-    resend = (
-        previous is not None and previous.status == "returned" and previous.requester_id == actor.id
-    )
     if claim.number is None:
         claim.number = claim_number(claim, today)
     claim.status = "pending"
     claim.submitted_at = now or utcnow()
     claim.decided_at = None
-    if not resend:
-        claim.approval_id = None
+    claim.approval_id = None  # only the request sent now decides, also at once
     db.session.flush()
-    if resend:
-        request = approvals.resubmit(previous, actor, facts, now=now)
-    else:
-        title = _(
-            "Expense claim %(number)s: %(title)s, ¥%(total)s",
-            number=claim.number,
-            title=claim.title,
-            total=yuan(claim.total_cents),
-        )
-        request = approvals.submit(
-            APPROVAL_KIND,
-            title,
-            actor,
-            facts,
-            subject=(SUBJECT_TABLE, claim.id),
-            subject_link=portal_path("daily_expenses.detail", claim_id=claim.id),
-            now=now,
-        )
+    title = _(
+        "Expense claim %(number)s: %(title)s, ¥%(total)s",
+        number=claim.number,
+        title=claim.title,
+        total=yuan(claim.total_cents),
+    )
+    request = approvals.submit_or_resubmit(
+        previous,
+        APPROVAL_KIND,
+        title,
+        actor,
+        facts,
+        subject=(SUBJECT_TABLE, claim.id),
+        subject_link=portal_path("daily_expenses.detail", claim_id=claim.id),
+        now=now,
+    )
     claim.approval_id = request.id
     db.session.flush()
     return request

@@ -10,6 +10,7 @@ claim is not in a state for the change (paying twice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import jsonify, request
@@ -253,50 +254,50 @@ def update_line(claim_id: int, line_id: int) -> Any:
     return jsonify(line_json(line))
 
 
+def _change(
+    claim_id: int, change: Callable[[ExpenseClaim, Any], object], verb: str = "write"
+) -> ExpenseClaim:
+    """``change(claim, user)`` on the claim the token's person reaches with ``verb`` (404
+    beyond scope, 403 read only), committed; a refusal answered the API's way."""
+    user = current_api_user()
+    claim = _claim(claim_id, verb)
+    with service_errors():
+        change(claim, user)
+        db.session.commit()
+    return claim
+
+
 def delete_line(claim_id: int, line_id: int) -> Any:
     """Remove a line of your draft claim."""
-    user = current_api_user()
-    claim = _claim(claim_id, "write")
-    line = service.get_line_or_404(claim, line_id)
-    with service_errors():
-        service.remove_line(claim, line, user)
-        db.session.commit()
-    return jsonify(claim_detail_json(claim))
+
+    def remove(claim: ExpenseClaim, user: Any) -> None:
+        service.remove_line(claim, service.get_line_or_404(claim, line_id), user)
+
+    return jsonify(claim_detail_json(_change(claim_id, remove)))
 
 
 def submit_claim(claim_id: int) -> Any:
     """Send your claim for approval (a refused line blocks it: 422 with the reason)."""
-    user = current_api_user()
-    claim = _claim(claim_id, "write")
-    with service_errors():
-        service.submit_claim(claim, user)
-        db.session.commit()
-    return jsonify(claim_detail_json(claim))
+    return jsonify(claim_detail_json(_change(claim_id, service.submit_claim)))
 
 
 def cancel_claim(claim_id: int) -> Any:
     """Withdraw your claim (draft, pending or rejected)."""
-    user = current_api_user()
-    claim = _claim(claim_id, "write")
-    with service_errors():
-        service.cancel_claim(claim, user)
-        db.session.commit()
-    return jsonify(claim_json(claim))
+    return jsonify(claim_json(_change(claim_id, service.cancel_claim)))
 
 
 def pay_claim(claim_id: int) -> Any:
     """Finance: mark an approved claim paid, with ``reference`` (twice: 409)."""
-    user = current_api_user()
-    claim = _claim(claim_id)
-    body = json_body()
-    refuse_unknown(body, ("reference",))
-    reference = body.get("reference")
-    if isinstance(reference, (bool, list, dict)):
-        raise invalid({"reference": [_("Give a text or a number.")]})
-    with service_errors():
+
+    def pay(claim: ExpenseClaim, user: Any) -> None:
+        body = json_body()
+        refuse_unknown(body, ("reference",))
+        reference = body.get("reference")
+        if isinstance(reference, (bool, list, dict)):
+            raise invalid({"reference": [_("Give a text or a number.")]})
         service.pay_claim(claim, user, str(reference or ""))
-        db.session.commit()
-    return jsonify(claim_json(claim))
+
+    return jsonify(claim_json(_change(claim_id, pay, "read")))
 
 
 def routes() -> list[ApiRoute]:

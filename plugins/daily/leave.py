@@ -715,11 +715,7 @@ def _store_documents(request: LeaveRequest, uploads: Sequence[Any], actor: User)
         db.session.add(
             LeaveDocument(
                 request_id=request.id,
-                filename=item.filename,
-                stored_name=item.stored_name,
-                content_type=item.content_type,
-                size=item.size,
-                sha256=item.sha256,
+                **item.columns(),
                 uploaded_by_id=actor.id,
                 uploaded_at=when,
             )

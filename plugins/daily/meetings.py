@@ -681,11 +681,7 @@ def upload_materials(
         MeetingMaterial(
             meeting_id=meeting.id,
             agenda_item_id=agenda_item_id,
-            filename=file.filename,
-            stored_name=file.stored_name,
-            content_type=file.content_type,
-            size=file.size,
-            sha256=file.sha256,
+            **file.columns(),
             uploaded_by_id=actor.id,
             uploaded_at=now,
             late=late,

@@ -5,14 +5,12 @@ attend, the state of the meeting)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
-    DateTimeLocalField,
     HiddenField,
     MultipleFileField,
     SelectField,
@@ -22,38 +20,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.loops.forms import LocalDateTimeField
 from portal.org.forms import _optional_int
 
-from .calendar import portal_zone
 from .meetings import MARKED, MAX_LOCATION, MAX_MINUTES, MAX_RESOLUTION, MAX_TITLE
 from .models import MEETING_CADENCES
 from .vocabulary import choices
-
-
-class MomentField(DateTimeLocalField):
-    """A date and time: ``2026-03-01T14:30`` from the browser's picker (read in the
-    portal's time zone) or ISO 8601 with an offset from the API."""
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        if not valuelist or not str(valuelist[0]).strip():
-            self.data = None
-            return
-        text = str(valuelist[0]).strip().replace(" ", "T", 1)
-        try:
-            self.data = datetime.fromisoformat(text)
-        except ValueError:
-            self.data = None
-            raise ValueError(str(_l("Give a date and time, e.g. 2026-03-01 14:30."))) from None
-
-    def _value(self) -> str:
-        if self.raw_data:
-            return " ".join(str(value) for value in self.raw_data)
-        if isinstance(self.data, datetime):
-            moment = self.data
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(portal_zone())
-            return moment.strftime("%Y-%m-%dT%H:%M")
-        return ""
 
 
 def _int_list(values: Any) -> list[int]:
@@ -79,8 +51,10 @@ class MeetingForm(FlaskForm):
         ],
     )
     cadence = SelectField(_l("Kind of meeting"), choices=choices("cadence", MEETING_CADENCES))
-    starts_at = MomentField(_l("Starts"), validators=[DataRequired(message=_l("Give the start."))])
-    ends_at = MomentField(_l("Ends"), validators=[Optional()])
+    starts_at = LocalDateTimeField(
+        _l("Starts"), validators=[DataRequired(message=_l("Give the start."))]
+    )
+    ends_at = LocalDateTimeField(_l("Ends"), validators=[Optional()])
     location = StringField(
         _l("Place or video link"), validators=[Optional(), Length(max=MAX_LOCATION)]
     )

@@ -5,14 +5,12 @@ browser and a script get the same per-field messages; the service checks the res
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
-    DateTimeLocalField,
     HiddenField,
     IntegerField,
     SelectField,
@@ -21,39 +19,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from portal.loops.forms import owner_choices
-from portal.loops.service import portal_zone
+from portal.loops.forms import LocalDateTimeField, owner_choices
 from portal.org.forms import _optional_int
 
 from .aftersales import ACTIONS, MAX_TEXT, MAX_TITLE
 from .models import FEEDBACK_CATEGORIES, FEEDBACK_KINDS, FEEDBACK_PRIORITIES
 from .vocabulary import choices
-
-
-class ReceivedAtField(DateTimeLocalField):
-    """A date and time: ``2026-03-01T14:30`` from the browser's picker (read in the
-    portal's time zone) or ISO 8601 with an offset from the API."""
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        if not valuelist or not str(valuelist[0]).strip():
-            self.data = None
-            return
-        text = str(valuelist[0]).strip().replace(" ", "T", 1)
-        try:
-            self.data = datetime.fromisoformat(text)
-        except ValueError:
-            self.data = None
-            raise ValueError(str(_l("Give a date and time, e.g. 2026-03-01 14:30."))) from None
-
-    def _value(self) -> str:
-        if self.raw_data:
-            return " ".join(str(value) for value in self.raw_data)
-        if isinstance(self.data, datetime):
-            moment = self.data
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(portal_zone())
-            return moment.strftime("%Y-%m-%dT%H:%M")
-        return ""
 
 
 class FeedbackForm(FlaskForm):
@@ -104,7 +75,7 @@ class FeedbackForm(FlaskForm):
         validators=[Optional(), Length(max=MAX_TEXT)],
         description=_l("What happened, in the customer's words; product, batch, order."),
     )
-    received_at = ReceivedAtField(
+    received_at = LocalDateTimeField(
         _l("Received at"),
         validators=[Optional()],
         description=_l("When the customer told us; empty for now. The deadlines count from it."),

@@ -637,28 +637,22 @@ def submit_for_review(
         raise ValidationFailed(errors)
     facts = review_facts(contract)
     previous = approval_of(contract)
-    resend = (
-        previous is not None and previous.status == "returned" and previous.requester_id == actor.id
-    )
     contract.status = "in_review"
     contract.updated_at = utcnow()
-    if not resend:
-        # The new request decides, also when the rule file decides it at once inside
-        # ``submit``: ``on_review_decided`` ignores any request but the contract's own.
-        contract.approval_request_id = None
+    # The request sent now decides, also when the rule file decides it at once inside
+    # ``submit``: ``on_review_decided`` ignores any request but the contract's own.
+    contract.approval_request_id = None
     db.session.flush()
-    if resend:
-        request = approvals.resubmit(previous, actor, facts, now=now)
-    else:
-        request = approvals.submit(
-            REVIEW_KIND,
-            _("Contract %(number)s: %(title)s", number=contract.number, title=contract.title),
-            actor,
-            facts,
-            subject=(SUBJECT_TABLE, contract.id),
-            subject_link=contract_path(contract),
-            now=now,
-        )
+    request = approvals.submit_or_resubmit(
+        previous,
+        REVIEW_KIND,
+        _("Contract %(number)s: %(title)s", number=contract.number, title=contract.title),
+        actor,
+        facts,
+        subject=(SUBJECT_TABLE, contract.id),
+        subject_link=contract_path(contract),
+        now=now,
+    )
     contract.approval_request_id = request.id
     db.session.flush()
     return request

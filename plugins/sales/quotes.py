@@ -758,35 +758,29 @@ def submit_for_approval(quote: Quotation, actor: User, now: datetime | None = No
         raise ValidationFailed({"valid_until": [_("The validity date cannot be in the past.")]})
     facts = discount_facts(quote, actor)
     previous = approval_of(quote)
-    resend = (
-        previous is not None and previous.status == "returned" and previous.requester_id == actor.id
-    )
     quote.status = "pending"
     quote.decided_at = None
-    if not resend:
-        # Only the request made now decides (also at once, inside ``submit``): a decision
-        # on an earlier one, sent again from the approvals page with old facts, does not.
-        quote.approval_request_id = None
+    # Only the request sent now decides (also at once, inside ``submit``): a decision on
+    # an earlier one, sent again from the approvals page with old facts, does not.
+    quote.approval_request_id = None
     db.session.flush()
-    if resend:
-        request = approvals.resubmit(previous, actor, facts, now=now)
-    else:
-        title = _(
-            "Quotation %(number)s v%(version)s, %(customer)s: %(discount)s %% off",
-            number=quote.number,
-            version=quote.version,
-            customer=_customer_name(quote),
-            discount=facts["discount_pct"],
-        )
-        request = approvals.submit(
-            APPROVAL_KIND,
-            title,
-            actor,
-            facts,
-            subject=(SUBJECT_TABLE, quote.id),
-            subject_link=portal_path("sales_quotes.detail", quote_id=quote.id),
-            now=now,
-        )
+    title = _(
+        "Quotation %(number)s v%(version)s, %(customer)s: %(discount)s %% off",
+        number=quote.number,
+        version=quote.version,
+        customer=_customer_name(quote),
+        discount=facts["discount_pct"],
+    )
+    request = approvals.submit_or_resubmit(
+        previous,
+        APPROVAL_KIND,
+        title,
+        actor,
+        facts,
+        subject=(SUBJECT_TABLE, quote.id),
+        subject_link=portal_path("sales_quotes.detail", quote_id=quote.id),
+        now=now,
+    )
     quote.approval_request_id = request.id
     db.session.flush()
     return request

@@ -793,6 +793,34 @@ def resubmit(
     return request
 
 
+def submit_or_resubmit(
+    previous: ApprovalRequest | None,
+    kind: str,
+    title: str,
+    requester: User,
+    facts: Mapping[str, Any],
+    *,
+    subject: Any = None,
+    subject_link: str = "",
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    """Send a plugin's record for approval (again): when its latest request ``previous``
+    was returned for changes to this same requester, that request goes on as a new round
+    with the new ``facts`` (one history per record); otherwise a new request is opened
+    (``title``, ``subject`` and ``subject_link`` as for ``submit``). The caller commits;
+    it first puts its record in its waiting state without the old request's id, since
+    the rule file may decide at once and call ``on_decided`` inside."""
+    if (
+        previous is not None
+        and previous.status == "returned"
+        and previous.requester_id == requester.id
+    ):
+        return resubmit(previous, requester, facts, now=now)
+    return submit(
+        kind, title, requester, facts, subject=subject, subject_link=subject_link, now=now
+    )
+
+
 def cancel(request: ApprovalRequest, actor: User, now: datetime | None = None) -> ApprovalRequest:
     """Withdraw a pending request (the requester only); the caller commits. The kind's
     ``on_decided`` is called with the status ``cancelled`` so the plugin's record leaves

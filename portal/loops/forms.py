@@ -4,6 +4,7 @@ script get the same per-field messages."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    DateTimeLocalField,
     HiddenField,
     IntegerField,
     MultipleFileField,
@@ -26,7 +28,14 @@ from ..extensions import db
 from ..org.forms import _optional_int
 from ..scoping import scoped
 from .models import PRIORITIES
-from .service import ACTIONS, MAX_TEXT, PRIORITY_LABELS, latest_due_date, local_today
+from .service import (
+    ACTIONS,
+    MAX_TEXT,
+    PRIORITY_LABELS,
+    latest_due_date,
+    local_today,
+    portal_zone,
+)
 
 # Bounded choice lists: a select box of more people than this is useless anyway.
 MAX_PEOPLE_CHOICES = 2000
@@ -56,6 +65,34 @@ def type_choices() -> list[tuple[str, str]]:
 
 def priority_choices() -> list[tuple[str, str]]:
     return [(code, str(PRIORITY_LABELS[code])) for code in PRIORITIES]
+
+
+class LocalDateTimeField(DateTimeLocalField):
+    """A date and time: ``2026-03-01T14:30`` from the browser's picker (naive, meant in
+    the portal's time zone) or ISO 8601 with an offset from the API. One field for every
+    form that takes a moment, so pages and the API accept and refuse the same text with
+    the same message; an aware value is shown again in the portal's zone."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist or not str(valuelist[0]).strip():
+            self.data = None
+            return
+        text = str(valuelist[0]).strip().replace(" ", "T", 1)
+        try:
+            self.data = datetime.fromisoformat(text)
+        except ValueError:
+            self.data = None
+            raise ValueError(str(_l("Give a date and time, e.g. 2026-03-01 14:30."))) from None
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return " ".join(str(value) for value in self.raw_data)
+        if isinstance(self.data, datetime):
+            moment = self.data
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(portal_zone())
+            return moment.strftime("%Y-%m-%dT%H:%M")
+        return ""
 
 
 def _not_in_the_past(form: Any, field: Any) -> None:

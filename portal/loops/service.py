@@ -896,11 +896,7 @@ def _store_files(
     return [
         LoopAttachment(
             loop_id=item.id,
-            filename=file.filename,
-            stored_name=file.stored_name,
-            content_type=file.content_type,
-            size=file.size,
-            sha256=file.sha256,
+            **file.columns(),
             uploaded_by_id=actor.id,
             uploaded_at=now,
         )
