@@ -18,6 +18,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from . import config as default_config
+from .caches import TEMPLATE_CODE, LazyBuilderRule
 from .extensions import babel, csrf, db, htmx, login_manager, migrate
 from .listing import MAX_ID
 
@@ -108,6 +109,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__, instance_relative_config=True, instance_path=(config or {}).get("INSTANCE_PATH")
     )
+    # Built once per app, the same way in every app of a process (see caches.py).
+    app.url_rule_class = LazyBuilderRule
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": TEMPLATE_CODE}
     # Ids in URLs are bounded: a 30-digit id answers 404 instead of overflowing the database.
     app.url_map.converters["int"] = BoundedIntConverter
     _configure(app, config)

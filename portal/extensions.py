@@ -3,6 +3,10 @@
 Keeping them here lets models and plugins import ``db`` without importing the app.
 """
 
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
 from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -11,6 +15,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from .caches import shared_engine
 from .i18n import PortalBabel
 
 # One naming convention so SQLite batch migrations and PostgreSQL produce the same names.
@@ -29,7 +34,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+class PortalSQLAlchemy(SQLAlchemy):
+    """Flask-SQLAlchemy, with engines shared between the apps of one process when their
+    config gives a dict as ``PORTAL_SHARED_ENGINES`` (the test suite builds an app per
+    test: see ``caches.shared_engine``)."""
+
+    def _make_engine(
+        self, bind_key: str | None, options: dict[str, Any], app: Flask
+    ) -> sa.engine.Engine:
+        engines = app.config.get("PORTAL_SHARED_ENGINES")
+        if engines is None:
+            return super()._make_engine(bind_key, options, app)
+
+        def make() -> sa.engine.Engine:
+            return super(PortalSQLAlchemy, self)._make_engine(bind_key, options, app)
+
+        return shared_engine(engines, options, make)
+
+
+db = PortalSQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -10,6 +10,8 @@ an admin who writes a value the way it reads.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,10 +109,48 @@ def _build(
     raise SourceError(_("unsupported YAML"), node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+# Composed documents of the texts read last, by text. Every version in force is parsed
+# again when a process loads it (publishing checks the text, the refresh loads it back) and
+# PyYAML's pure-Python composer is by far the slowest step; nodes are only read here.
+# A text is kept from its second reading on, so drafts checked once (an admin's edits, a
+# fuzzer's) cost no memory; the nodes take some 50 bytes per character of text.
+_NODES: OrderedDict[str, yaml.Node] = OrderedDict()
+_READ_ONCE: OrderedDict[int, None] = OrderedDict()
+_NODES_LOCK = threading.Lock()
+NODE_CACHE_CHARS = 1 << 18  # of text in all (~13 MB of nodes); one text at most a quarter
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """``yaml.compose`` remembering the documents composed more than once: the same text
+    always composes to the same nodes, which ``_build`` never changes. Only successes are
+    kept, so an error is raised (and worded in the reader's language) every time."""
+    with _NODES_LOCK:
+        node = _NODES.get(text)
+        if node is not None:
+            _NODES.move_to_end(text)
+            return node
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is None or len(text) > NODE_CACHE_CHARS // 4:
+        return node
+    key = hash(text)
+    with _NODES_LOCK:
+        if key not in _READ_ONCE:
+            _READ_ONCE[key] = None
+            if len(_READ_ONCE) > 1024:
+                _READ_ONCE.popitem(last=False)
+            return node
+        _NODES[text] = node
+        kept = sum(map(len, _NODES))
+        while kept > NODE_CACHE_CHARS:
+            oldest, _node = _NODES.popitem(last=False)
+            kept -= len(oldest)
+    return node
+
+
 def parse(text: str) -> Located:
     """Parse one YAML document into data and positions, or raise SourceError."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
