@@ -183,10 +183,6 @@ def budgets() -> Any:
     return _budgets_page(reports.visible_units(current_user))
 
 
-def _unit_id(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
-
-
 @bp.post(PREFIX + "/budgets/")
 @require_permission("daily.manage_budgets")
 def create_budget() -> Any:

@@ -29,6 +29,7 @@ from portal.org.services import ValidationFailed
 from portal.scoping import people_in_scope
 
 from . import leave as service
+from .attendance import parse_month
 from .calendar import local_today
 from .leave_forms import (
     ActionForm,
@@ -252,14 +253,11 @@ def document(request_id: int, document_id: int) -> Any:
 
 
 def _month_arg() -> date:
-    text = request.args.get("month", "")
-    try:
-        year, month = (int(part) for part in text.split("-", 1))
-        if not 2000 <= year <= 2100:  # the previous/next links stay within dates
-            raise ValueError(text)
-        return date(year, month, 1)
-    except (TypeError, ValueError):
-        return local_today().replace(day=1)
+    """The first day of the ``?month=YYYY-MM`` asked for (attendance's ``parse_month``:
+    years 2000-2100, so the previous/next links stay within dates); this month else."""
+    today = local_today()
+    year, month = parse_month(request.args.get("month", ""), today) or (today.year, today.month)
+    return date(year, month, 1)
 
 
 @bp.get("/leave/team")
